@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+// egress-monitor: no package dependencies. The toolchain and the system OpenSSL only.
+import PackageDescription
+
+let package = Package(
+    name: "egress-monitor",
+    products: [
+        .executable(name: "egress-monitor", targets: ["egress-monitor"]),
+    ],
+    targets: [
+        // The system OpenSSL (libssl-dev), seen only by EgressNet's TLS wrapper.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // epoll and eventfd headers, which the Glibc module does not import.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        // Sockets, deadlines, the epoll reactor, DNS, TLS, HTTP/1.1, proxy handshakes.
+        .target(name: "EgressNet", dependencies: ["COpenSSL", "CLinux"]),
+        // Counters, gauges, histograms and the text exposition. Knows no network.
+        .target(name: "EgressMetrics"),
+        // The product: config, probes, registry semantics, scheduler, catalogue, server, reports.
+        .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics"]),
+        // Thin: arguments, signals, wiring.
+        .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor"]),
+
+        .testTarget(name: "EgressNetTests", dependencies: ["EgressNet"]),
+        .testTarget(name: "EgressMetricsTests", dependencies: ["EgressMetrics"]),
+        .testTarget(name: "EgressMonitorTests", dependencies: ["EgressMonitor", "EgressNet", "EgressMetrics"]),
+    ]
+)

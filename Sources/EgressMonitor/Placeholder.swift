@@ -1,0 +1,2 @@
+import EgressNet
+public enum EgressMonitorPlaceholder {}

@@ -1,0 +1,112 @@
+import Testing
+@testable import EgressNet
+
+@Suite struct SocketTests {
+    static let loopback = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)
+
+    @Test func echoOverLoopback() async throws {
+        let listener = try Socket.listen(on: Self.loopback)
+        defer { listener.close() }
+        let address = try #require(listener.localAddress)
+        #expect(address.port != 0)
+        async let server: Void = {
+            let (conn, _) = try await listener.accept(deadline: .after(seconds: 5))
+            defer { conn.close() }
+            let got = try await conn.read(deadline: .after(seconds: 5))
+            try await conn.write(got.reversed(), deadline: .after(seconds: 5))
+        }()
+        let client = try Socket.tcp(family: address.family)
+        defer { client.close() }
+        try await client.connect(to: address, deadline: .after(seconds: 5))
+        try await client.write(Array("hello".utf8), deadline: .after(seconds: 5))
+        let answer = try await client.read(deadline: .after(seconds: 5))
+        try await server
+        #expect(answer == Array("olleh".utf8))
+        let eof = try await client.read(deadline: .after(seconds: 5))
+        #expect(eof.isEmpty)
+    }
+
+    @Test func connectToClosedPortIsRefused() async throws {
+        // Bind then close a listener: its port is known free and refuses.
+        let probe = try Socket.listen(on: Self.loopback)
+        let address = try #require(probe.localAddress)
+        probe.close()
+        let client = try Socket.tcp(family: address.family)
+        defer { client.close() }
+        await #expect(throws: NetError.refused) {
+            try await client.connect(to: address, deadline: .after(seconds: 5))
+        }
+    }
+
+    @Test func readFromSilentPeerTimesOutAtTheDeadline() async throws {
+        let listener = try Socket.listen(on: Self.loopback)
+        defer { listener.close() }
+        let address = try #require(listener.localAddress)
+        let client = try Socket.tcp(family: address.family)
+        defer { client.close() }
+        try await client.connect(to: address, deadline: .after(seconds: 5))
+        let start = MonotonicClock.nanoseconds()
+        await #expect(throws: NetError.timedOut) {
+            _ = try await client.read(deadline: .after(seconds: 0.2))
+        }
+        let elapsed = MonotonicClock.seconds(since: start)
+        #expect(elapsed >= 0.2)
+        #expect(elapsed < 1.5, "the wait ended \(elapsed)s after a 0.2s deadline")
+    }
+
+    @Test func manyConcurrentWaitersEachEndOnTheirOwnDeadline() async throws {
+        let listener = try Socket.listen(on: Self.loopback, backlog: 512)
+        defer { listener.close() }
+        let address = try #require(listener.localAddress)
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let s = try Socket.tcp(family: address.family)
+                    defer { s.close() }
+                    try await s.connect(to: address, deadline: .after(seconds: 5))
+                    do {
+                        _ = try await s.read(deadline: .after(seconds: 0.05 + Double(i % 10) * 0.01))
+                        return false
+                    } catch NetError.timedOut {
+                        return true
+                    }
+                }
+            }
+            var all: [Bool] = []
+            for try await o in group { all.append(o) }
+            return all
+        }
+        #expect(outcomes.count == 200)
+        #expect(outcomes.allSatisfy { $0 })
+    }
+
+    @Test func cancellationWakesAParkedRead() async throws {
+        let listener = try Socket.listen(on: Self.loopback)
+        defer { listener.close() }
+        let address = try #require(listener.localAddress)
+        let client = try Socket.tcp(family: address.family)
+        defer { client.close() }
+        try await client.connect(to: address, deadline: .after(seconds: 5))
+        let task = Task { () -> NetError? in
+            do { _ = try await client.read(deadline: .after(seconds: 30)); return nil } catch let e as NetError { return e } catch { return nil }
+        }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        task.cancel()
+        let error = await task.value
+        #expect(error == .cancelled)
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:53", "127.0.0.1:53"), ("[::1]:5353", "[::1]:5353"), ("10.0.0.1", "10.0.0.1:53"),
+        ("::1", "[::1]:53"),
+    ])
+    func parsesSocketAddresses(text: String, expected: String) throws {
+        let a = try #require(SocketAddress(parsing: text, defaultPort: 53))
+        #expect(a.description == expected)
+    }
+
+    @Test(arguments: ["", "1.2.3.4:99999", "host:53", "[::1", "1.2.3:53"])
+    func rejectsBadSocketAddresses(text: String) {
+        #expect(SocketAddress(parsing: text, defaultPort: nil) == nil)
+    }
+}
