@@ -26,8 +26,10 @@ let package = Package(
         // Thin: arguments, signals, wiring.
         .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor"]),
 
-        .testTarget(name: "EgressNetTests", dependencies: ["EgressNet"]),
+        // The interop lab for tests: certificates, nginx, dnsmasq, docker-registry, misbehaving servers.
+        .target(name: "EgressTestSupport", dependencies: ["EgressNet"], path: "Tests/EgressTestSupport"),
+        .testTarget(name: "EgressNetTests", dependencies: ["EgressNet", "EgressTestSupport"]),
         .testTarget(name: "EgressMetricsTests", dependencies: ["EgressMetrics"]),
-        .testTarget(name: "EgressMonitorTests", dependencies: ["EgressMonitor", "EgressNet", "EgressMetrics"]),
+        .testTarget(name: "EgressMonitorTests", dependencies: ["EgressMonitor", "EgressNet", "EgressMetrics", "EgressTestSupport"]),
     ]
 )

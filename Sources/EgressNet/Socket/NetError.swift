@@ -20,6 +20,8 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
     case cancelled
     /// Binding to an interface needs CAP_NET_RAW on this kernel, or another permission was refused.
     case permissionDenied(String)
+    /// A protocol layer above TCP (TLS) failed after its handshake; the text is for logs only.
+    case protocolFailure(String)
     /// Any other system call failure: the call's name and errno.
     case system(call: String, errno: Int32)
 
@@ -46,6 +48,7 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
         case .hostUnreachable: return "host unreachable"
         case .cancelled: return "cancelled"
         case .permissionDenied(let what): return "permission denied (\(what))"
+        case .protocolFailure(let what): return what
         case .system(let call, let code): return "\(call): \(String(cString: strerror(code))) (errno \(code))"
         }
     }

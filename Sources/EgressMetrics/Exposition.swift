@@ -1,0 +1,212 @@
+/// The bytes of a family that never change, computed once at registration: its `# HELP` and
+/// `# TYPE` lines, its sample names, and for a histogram each bucket's `le="..."} ` text.
+struct FamilyLayout: Sendable {
+    let family: MetricFamily
+    /// `# HELP name text\n# TYPE name type\n`.
+    let header: [UInt8]
+    /// The name on a counter's or gauge's sample line, or `name_bucket`.
+    let sampleName: [UInt8]
+    /// `name_sum` (histograms only).
+    let sumName: [UInt8]
+    /// `name_count` (histograms only).
+    let countName: [UInt8]
+    /// `le="0.005"} ` per finite bound, then `le="+Inf"} ` (histograms only).
+    let leParts: [[UInt8]]
+    /// Sample lines per series: 1, or buckets + 1 (+Inf) + 2 (sum, count).
+    let linesPerSeries: Int
+    /// An upper bound on the bytes of one series' lines, not counting its label text.
+    let maxSeriesBytesWithoutLabels: Int
+
+    init(_ family: MetricFamily) {
+        self.family = family
+        var header: [UInt8] = []
+        header.append(contentsOf: "# HELP \(family.name) ".utf8)
+        for byte in family.help.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): header.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): header.append(contentsOf: #"\n"#.utf8)
+            default: header.append(byte)
+            }
+        }
+        header.append(contentsOf: "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8)
+        self.header = header
+
+        // Per line: name + "{" + labels + "," + le part (if any) + "}" + " " + value + "\n".
+        let perLine = 1 + 1 + 1 + 1 + GoFloat.maxLength + 1
+        switch family.type {
+        case .counter, .gauge:
+            sampleName = Array(family.name.utf8)
+            sumName = []
+            countName = []
+            leParts = []
+            linesPerSeries = 1
+            maxSeriesBytesWithoutLabels = sampleName.count + perLine
+        case .histogram:
+            sampleName = Array((family.name + "_bucket").utf8)
+            sumName = Array((family.name + "_sum").utf8)
+            countName = Array((family.name + "_count").utf8)
+            leParts = (family.buckets + [Double.infinity]).map { bound in
+                Array(#"le=""#.utf8) + Array(GoFloat.format(bound).utf8) + Array(#""} "#.utf8)
+            }
+            linesPerSeries = family.buckets.count + 3
+            var bound = sumName.count + perLine + countName.count + perLine
+            for le in leParts { bound += sampleName.count + le.count + perLine }
+            maxSeriesBytesWithoutLabels = bound
+        }
+    }
+}
+
+/// Prometheus text exposition 0.0.4: escaping, and the writer behind ``MetricStore/render()``.
+enum Exposition {
+    /// `a="x",b="y"` for `names` and `values`, values escaped (`\` `"` and newline).
+    static func labelText(names: [String], values: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, (name, value)) in zip(names, values).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: #"=""#.utf8)
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+                case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\n"): out.append(contentsOf: #"\n"#.utf8)
+                default: out.append(byte)
+                }
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        return out
+    }
+
+    /// An upper bound on the bytes `write` produces for `families`.
+    static func sizeBound(_ families: [FamilyState]) -> Int {
+        families.reduce(0) { total, f in
+            total + f.layout.header.count
+                + f.series.count * f.layout.maxSeriesBytesWithoutLabels
+                + f.labelTextBytes * f.layout.linesPerSeries
+        }
+    }
+
+    /// Writes the exposition of `families` (sorted, each with its series sorted) into
+    /// `buffer`, which holds at least `sizeBound(families)` bytes. Returns the bytes written.
+    ///
+    /// This is the hot loop of a scrape (hundreds of thousands of lines at the design's scale),
+    /// so it reads everything through buffer pointers: no reference counting per line.
+    static func write(_ families: [FamilyState], into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var w = ByteWriter(buffer)
+        for family in families where !family.series.isEmpty {
+            let layout = family.layout
+            precondition(family.isSorted, "series of \(layout.family.name) not sorted before rendering")
+            w.write(layout.header)
+            family.series.withUnsafeBufferPointer { series in
+                    switch layout.family.type {
+                    case .counter, .gauge:
+                        layout.sampleName.withUnsafeBufferPointer { name in
+                            for i in series.indices {
+                                series[i].labelText.withUnsafeBufferPointer { labels in
+                                    w.sampleStart(name, labels)
+                                }
+                                w.value(series[i].value)
+                            }
+                        }
+                    case .histogram:
+                        writeHistogram(layout, series, &w)
+                    }
+            }
+        }
+        return w.count
+    }
+
+    private static func writeHistogram(_ layout: FamilyLayout, _ series: UnsafeBufferPointer<Series>, _ w: inout ByteWriter) {
+        // One flat buffer of the le parts, `le="0.005"} le="0.01"} ...`, and their offsets.
+        let leBytes = layout.leParts.flatMap { $0 }
+        var leOffsets = [0]
+        for part in layout.leParts { leOffsets.append(leOffsets.last! + part.count) }
+        leBytes.withUnsafeBufferPointer { le in
+        leOffsets.withUnsafeBufferPointer { leOffsets in
+        layout.sampleName.withUnsafeBufferPointer { bucketName in
+        layout.sumName.withUnsafeBufferPointer { sumName in
+        layout.countName.withUnsafeBufferPointer { countName in
+            for i in series.indices {
+                series[i].labelText.withUnsafeBufferPointer { labels in
+                series[i].bucketCounts.withUnsafeBufferPointer { counts in
+                    var cumulative: UInt64 = 0
+                    for b in 0...counts.count {
+                        cumulative = b < counts.count ? cumulative + counts[b] : series[i].count
+                        w.write(bucketName)
+                        w.write(byte: UInt8(ascii: "{"))
+                        if !labels.isEmpty {
+                            w.write(labels)
+                            w.write(byte: UInt8(ascii: ","))
+                        }
+                        w.write(UnsafeBufferPointer(rebasing: le[leOffsets[b]..<leOffsets[b + 1]]))
+                        w.value(Double(cumulative))
+                    }
+                    w.sampleStart(sumName, labels)
+                    w.value(series[i].value)
+                    w.sampleStart(countName, labels)
+                    w.value(Double(series[i].count))
+                }
+                }
+            }
+        }
+        }
+        }
+        }
+        }
+    }
+}
+
+/// Appends to a buffer sized in advance by ``Exposition/sizeBound(_:)``. Every write checks the
+/// bound, so a wrong estimate traps rather than overruns.
+struct ByteWriter {
+    private let base: UnsafeMutablePointer<UInt8>
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        base = buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 1)!
+        capacity = buffer.count
+    }
+
+    @inline(__always)
+    mutating func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { write($0) }
+    }
+
+    @inline(__always)
+    mutating func write(_ source: UnsafeBufferPointer<UInt8>) {
+        guard let from = source.baseAddress else { return }
+        precondition(count + source.count <= capacity, "exposition size bound exceeded")
+        (base + count).update(from: from, count: source.count)
+        count += source.count
+    }
+
+    @inline(__always)
+    mutating func write(byte: UInt8) {
+        precondition(count < capacity, "exposition size bound exceeded")
+        base[count] = byte
+        count += 1
+    }
+
+    /// `name{labels} ` or `name ` when there are no labels.
+    @inline(__always)
+    mutating func sampleStart(_ name: UnsafeBufferPointer<UInt8>, _ labels: UnsafeBufferPointer<UInt8>) {
+        write(name)
+        if !labels.isEmpty {
+            write(byte: UInt8(ascii: "{"))
+            write(labels)
+            write(byte: UInt8(ascii: "}"))
+        }
+        write(byte: UInt8(ascii: " "))
+    }
+
+    /// The value as Go formats it, then a newline.
+    @inline(__always)
+    mutating func value(_ v: Double) {
+        precondition(count + GoFloat.maxLength + 1 <= capacity, "exposition size bound exceeded")
+        count += GoFloat.write(v, to: base + count)
+        base[count] = UInt8(ascii: "\n")
+        count += 1
+    }
+}

@@ -1,0 +1,129 @@
+import EgressMetrics
+import EgressNet
+import Synchronization
+
+/// Where the agent's config comes from: a file, or the embedded default (Docker Hub plus the
+/// mirrors of Docker's daemon.json).
+public enum ConfigSource: Sendable, Equatable {
+    case file(String)
+    case embedded(daemonJSONPath: String)
+
+    public func load() throws(ConfigError) -> AgentConfig {
+        switch self {
+        case .file(let path):
+            return try ConfigLoader.load(path: path)
+        case .embedded(let daemonJSON):
+            return DefaultConfig.make(daemonJSONPath: daemonJSON) { Log.warn($0) }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .file(let path): return path
+        case .embedded: return "embedded default"
+        }
+    }
+}
+
+/// The running agent: scheduler → probes → result store → `/metrics`, wired together.
+///
+/// ```
+///  Scheduler ──(pair, deadline)──▶ ProbeEngine ──ProbeResult──▶ ResultStore ──▶ MetricStore
+///  (interval, jitter,               dns→connect→proxy            (last result,     │ render
+///   concurrency slots)              →tls→http, one deadline)      per pair)        ▼
+///                                                                        HTTPServer: /metrics
+/// ```
+public final class Agent: Sendable {
+    public let results: ResultStore
+    public let server: HTTPServer
+    private let scheduler: Scheduler
+    private let source: ConfigSource
+    private let current: Mutex<AgentConfig>
+    private let resolution = NameResolution()
+
+    /// Loads the config, binds the listener (the `listen` override wins over the config's),
+    /// and starts probing and serving.
+    public static func start(source: ConfigSource, listenOverride: SocketAddress? = nil, jitter: Bool = true) throws -> Agent {
+        let config = try source.load()
+        let metrics = Catalogue.makeStore()
+        metrics.set(Catalogue.configReloadSuccessful, 1)
+        metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
+        return try Agent(source: source, config: config, metrics: metrics, listen: listenOverride ?? config.listen, jitter: jitter)
+    }
+
+    private init(source: ConfigSource, config: AgentConfig, metrics: MetricStore, listen: SocketAddress, jitter: Bool) throws {
+        self.source = source
+        self.current = Mutex(config)
+        let results = ResultStore(metrics: metrics)
+        self.results = results
+        let engine = ProbeEngine(config: config, resolution: resolution)
+        self.scheduler = Scheduler(engine: engine, store: results)
+        // Reload is wired through a box so the route can call back into the agent once built.
+        let box = ReloadBox()
+        do {
+            self.server = try HTTPServer(listenOn: listen) { request in
+                await Routes(results: results, reload: { await box.agent?.reload() }).handle(request)
+            }
+        } catch {
+            throw AgentStartError.listen(listen, error)
+        }
+        box.set(self)
+        server.start()
+        scheduler.apply(engine, jitter: jitter)
+        Log.info("egress-monitor started", ["version": EgressMonitorVersion.current, "listen": "\(server.boundAddress)",
+                                             "config": source.description, "pairs": "\(config.pairs.count)"])
+    }
+
+    public var config: AgentConfig { current.withLock { $0 } }
+
+    /// Reads the config again. On error the running config stays, the error is logged with its
+    /// field paths and `egress_config_last_reload_successful` becomes 0. Returns the error text.
+    @discardableResult
+    public func reload() async -> String? {
+        let config: AgentConfig
+        do {
+            config = try source.load()
+        } catch {
+            for issue in error.issues { Log.error("config reload failed; keeping the running config", ["field": issue.path, "error": issue.message]) }
+            results.metrics.set(Catalogue.configReloadSuccessful, 0)
+            return error.description
+        }
+        let old = current.withLock { c -> AgentConfig in
+            let old = c
+            c = config
+            return old
+        }
+        if config.listen != old.listen {
+            Log.warn("listen changed in the config; it takes effect at the next restart", ["listen": "\(config.listen)"])
+        }
+        TLSContext.flushCache()
+        scheduler.apply(ProbeEngine(config: config, resolution: resolution))
+        results.metrics.set(Catalogue.configReloadSuccessful, 1)
+        results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
+        Log.info("config reloaded", ["config": source.description, "pairs": "\(config.pairs.count)"])
+        return nil
+    }
+
+    /// Stops probing (probes in flight are cancelled) and closes the listener.
+    public func stop() async {
+        await scheduler.stop()
+        await server.stop()
+    }
+}
+
+public enum AgentStartError: Error, CustomStringConvertible {
+    case listen(SocketAddress, NetError)
+
+    public var description: String {
+        switch self {
+        case .listen(let a, let e): return "cannot listen on \(a): \(e)"
+        }
+    }
+}
+
+/// Lets the HTTP handler reach the agent that owns it without a retain cycle at init time.
+private final class ReloadBox: Sendable {
+    private let ref = Mutex<Agent?>(nil)
+    var agent: Agent? { ref.withLock { $0 } }
+    func set(_ a: Agent) { ref.withLock { $0 = a } }
+}

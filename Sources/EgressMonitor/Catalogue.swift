@@ -1,0 +1,68 @@
+import EgressMetrics
+
+/// Every metric the agent exposes: name, help, type, labels and buckets, declared once.
+/// No metric name string appears anywhere else (DESIGN.md, "Metrics": a contract with
+/// dashboards and alert rules). Labels are bounded: target and path come from config, phase and
+/// reason from enums; no address, URL or error text ever becomes a label value.
+public enum Catalogue {
+    static let pair = ["target", "path"]
+
+    /// Histogram buckets for network phases and whole probes: from 1 ms up to a minute, so any
+    /// configured timeout falls inside them.
+    public static let durationBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                   1, 2.5, 5, 10, 20, 30, 60]
+
+    public static let probeRuns = MetricFamily(
+        name: "egress_probe_runs_total", help: "Probe rounds finished, per target and path.",
+        type: .counter, labelNames: pair)
+    public static let probeFailures = MetricFamily(
+        name: "egress_probe_failures_total",
+        help: "Failed probe rounds, counted once under the first failing phase and its reason.",
+        type: .counter, labelNames: pair + ["phase", "reason"])
+    public static let probeSuccess = MetricFamily(
+        name: "egress_probe_success", help: "1 if the last probe round of this target over this path succeeded, else 0.",
+        type: .gauge, labelNames: pair)
+    public static let probeDuration = MetricFamily(
+        name: "egress_probe_duration_seconds", help: "Duration of whole probe rounds, failed ones included.",
+        type: .histogram, labelNames: pair, buckets: durationBuckets)
+    public static let phaseDuration = MetricFamily(
+        name: "egress_phase_duration_seconds", help: "Duration of each probe phase that completed.",
+        type: .histogram, labelNames: pair + ["phase"], buckets: durationBuckets)
+    public static let lastSuccess = MetricFamily(
+        name: "egress_last_success_timestamp_seconds", help: "Unix time of the last successful probe round.",
+        type: .gauge, labelNames: pair)
+    public static let certNotAfter = MetricFamily(
+        name: "egress_tls_cert_not_after_timestamp_seconds",
+        help: "Earliest notAfter (Unix time) in the certificate chain the server last presented.",
+        type: .gauge, labelNames: pair)
+    public static let tlsInfo = MetricFamily(
+        name: "egress_tls_info", help: "TLS version and cipher of the last handshake; always 1.",
+        type: .gauge, labelNames: pair + ["version", "cipher"])
+
+    public static let buildInfo = MetricFamily(
+        name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
+    public static let configReloadSuccessful = MetricFamily(
+        name: "egress_config_last_reload_successful", help: "1 if the last config load or reload succeeded, else 0.",
+        type: .gauge)
+    public static let configReloadTimestamp = MetricFamily(
+        name: "egress_config_last_reload_success_timestamp_seconds",
+        help: "Unix time of the last successful config load or reload.", type: .gauge)
+    public static let schedulerLag = MetricFamily(
+        name: "egress_scheduler_lag_seconds",
+        help: "How late probe rounds started against their schedule (waiting for a concurrency slot included).",
+        type: .histogram, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+
+    /// The families of the agent, process metrics included.
+    public static let all: [MetricFamily] = [
+        probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
+        buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
+    ] + ProcessCollector.families
+
+    /// A metric store with every family registered and the process collector installed.
+    public static func makeStore() -> MetricStore {
+        let store = MetricStore(families: all)
+        ProcessCollector.install(into: store)
+        store.set(buildInfo, [EgressMonitorVersion.current], 1)
+        return store
+    }
+}

@@ -1,0 +1,203 @@
+import EgressNet
+
+/// The whole configuration of an agent, validated. Built by `ConfigLoader` from JSON or from the
+/// embedded default; every field here has passed validation.
+public struct AgentConfig: Sendable, Equatable {
+    /// Where the HTTP listener binds.
+    public var listen: SocketAddress
+    /// Seconds between the starts of two rounds of the same target × path pair.
+    public var intervalSeconds: Double
+    /// A probe's overall deadline, in seconds.
+    public var timeoutSeconds: Double
+    /// Each phase's own timeout, inside the overall deadline. Phases not named use the overall one.
+    public var phaseTimeouts: [Phase: Double]
+    /// At most this many probes run at once.
+    public var concurrency: Int
+    public var resolvers: [ResolverConfig]
+    public var paths: [EgressPath]
+    public var targets: [Target]
+
+    public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
+                phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,
+                resolvers: [ResolverConfig], paths: [EgressPath], targets: [Target]) {
+        self.listen = listen
+        self.intervalSeconds = intervalSeconds
+        self.timeoutSeconds = timeoutSeconds
+        self.phaseTimeouts = phaseTimeouts
+        self.concurrency = concurrency
+        self.resolvers = resolvers
+        self.paths = paths
+        self.targets = targets
+    }
+
+    /// The timeout of `phase`: its own if configured, never longer than the overall one.
+    public func timeout(for phase: Phase) -> Double {
+        min(phaseTimeouts[phase] ?? timeoutSeconds, timeoutSeconds)
+    }
+
+    public func resolver(named name: String) -> ResolverConfig? { resolvers.first { $0.name == name } }
+    public func path(named name: String) -> EgressPath? { paths.first { $0.name == name } }
+
+    /// Every target × path pair to probe, in config order.
+    public var pairs: [(target: Target, path: EgressPath)] {
+        targets.flatMap { target in
+            paths.filter { target.paths?.contains($0.name) ?? true }.map { (target, $0) }
+        }
+    }
+}
+
+public enum ConfigDefaults {
+    public static let listen = SocketAddress(ip: IPAddress("0.0.0.0")!, port: 9469)
+    public static let intervalSeconds: Double = 30
+    public static let timeoutSeconds: Double = 10
+    public static let concurrency = 64
+    /// The image probed on Docker Hub when the config names none (issue 4 goes that deep).
+    public static let dockerHubImage = "library/alpine:latest"
+    public static let dockerHubRegistry = "https://registry-1.docker.io"
+}
+
+/// A DNS resolver: the system's (resolv.conf and /etc/hosts) or one at an address.
+public struct ResolverConfig: Sendable, Equatable {
+    public let name: String
+    /// nil for `system`.
+    public let address: SocketAddress?
+    /// Answers from a trusted resolver are the reference other resolvers' answers are compared with.
+    public let trusted: Bool
+
+    public init(name: String, address: SocketAddress?, trusted: Bool = false) {
+        self.name = name
+        self.address = address
+        self.trusted = trusted
+    }
+
+    public static let system = ResolverConfig(name: "system", address: nil)
+}
+
+/// A way out of the host.
+public struct EgressPath: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case direct
+        /// Sockets bound to this interface with SO_BINDTODEVICE (tun0, wg0).
+        case interface(String)
+        /// Sockets bound to this source address before connecting (policy routing).
+        case sourceAddress(IPAddress)
+        /// Through an HTTP CONNECT or SOCKS5 proxy.
+        case proxy(EndpointURL)
+    }
+
+    public let name: String
+    public let kind: Kind
+    /// Where a discovered path came from ("environment", a file path); nil when configured.
+    public let discoveredFrom: String?
+
+    public init(name: String, kind: Kind, discoveredFrom: String? = nil) {
+        self.name = name
+        self.kind = kind
+        self.discoveredFrom = discoveredFrom
+    }
+
+    public static let direct = EgressPath(name: "direct", kind: .direct)
+}
+
+/// What a target is, which decides how deep its probe goes.
+public enum TargetKind: String, Sendable, Equatable, CaseIterable {
+    /// registry-1.docker.io with auth.docker.io tokens.
+    case dockerhub
+    /// A mirror of another registry (Docker Hub by default).
+    case mirror
+    /// A registry in its own right (Harbor, Nexus, a lab registry).
+    case registry
+    /// A TCP endpoint: probed up to connect.
+    case tcp
+    /// A TLS endpoint: probed up to the handshake.
+    case tls
+    /// An HTTPS URL: probed up to an HTTP answer below 400.
+    case https
+
+    /// Whether the probe speaks the registry API (`/v2/`).
+    public var isRegistry: Bool { self == .dockerhub || self == .mirror || self == .registry }
+}
+
+/// A registry endpoint or plain endpoint to probe.
+public struct Target: Sendable, Equatable {
+    public let name: String
+    public let kind: TargetKind
+    public let url: EndpointURL
+    /// CA bundle to trust instead of the system store.
+    public let caFile: String?
+    /// Name of the resolver to ask; nil for `system`.
+    public let resolver: String?
+    /// Images probed past `/v2/` (token, manifest, blob: issue 4).
+    public let images: [ImageReference]
+    /// The paths this target is probed on; nil for all.
+    public let paths: [String]?
+    /// Where a discovered target came from; nil when configured.
+    public let discoveredFrom: String?
+
+    public init(name: String, kind: TargetKind, url: EndpointURL, caFile: String? = nil, resolver: String? = nil,
+                images: [ImageReference] = [], paths: [String]? = nil, discoveredFrom: String? = nil) {
+        self.name = name
+        self.kind = kind
+        self.url = url
+        self.caFile = caFile
+        self.resolver = resolver
+        self.images = images
+        self.paths = paths
+        self.discoveredFrom = discoveredFrom
+    }
+
+    /// Whether the probe needs TLS.
+    public var usesTLS: Bool {
+        switch kind {
+        case .tcp: return false
+        case .tls: return true
+        default: return url.scheme == "https"
+        }
+    }
+}
+
+/// `[namespace/]name[:tag][@digest]`, as a registry path names it.
+public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
+    /// The repository path, `library/alpine`.
+    public let repository: String
+    /// A tag, or a digest (`sha256:...`).
+    public let reference: String
+
+    public var description: String {
+        reference.contains(":") ? "\(repository)@\(reference)" : "\(repository):\(reference)"
+    }
+
+    /// Parses an image name. Docker Hub's official images get their `library/` prefix when
+    /// `officialPrefix` is set (Docker Hub and its mirrors need it).
+    public static func parse(_ text: String, officialPrefix: Bool) -> Result<ImageReference, URLProblem> {
+        var name = Substring(text)
+        var reference = "latest"
+        if let at = name.firstIndex(of: "@") {
+            let digest = name[name.index(after: at)...]
+            let parts = digest.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].count >= 32,
+                  parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                return .failure(URLProblem("has an invalid digest \"\(digest)\""))
+            }
+            reference = String(digest)
+            name = name[..<at]
+        } else if let colon = name.lastIndex(of: ":"), !name[colon...].contains("/") {
+            let tag = name[name.index(after: colon)...]
+            guard (1...128).contains(tag.count), tag.first != ".", tag.first != "-",
+                  tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
+                return .failure(URLProblem("has an invalid tag \"\(tag)\""))
+            }
+            reference = String(tag)
+            name = name[..<colon]
+        }
+        let components = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, components.allSatisfy({ c in
+            !c.isEmpty && c.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) })
+                && c.first!.isASCII && (c.first!.isLowercase || c.first!.isNumber)
+        }) else {
+            return .failure(URLProblem("has an invalid repository name \"\(name)\" (lower-case letters, digits, . _ - and /)"))
+        }
+        let repository = officialPrefix && components.count == 1 ? "library/\(name)" : String(name)
+        return .success(ImageReference(repository: repository, reference: reference))
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import EgressNet
+
+/// The config the agent runs with when given none: Docker Hub, plus every `registry-mirrors`
+/// entry of Docker's daemon.json, over the direct path, asking the system resolver.
+public enum DefaultConfig {
+    public static func make(daemonJSONPath: String = "/etc/docker/daemon.json",
+                            warn: (String) -> Void = { _ in }) -> AgentConfig {
+        var targets = [Target(
+            name: "dockerhub", kind: .dockerhub,
+            url: try! EndpointURL.parse(ConfigDefaults.dockerHubRegistry, defaultPorts: ["https": 443]).get(),
+            images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()]
+        )]
+        targets += DockerDaemonConfig.mirrors(path: daemonJSONPath, warn: warn)
+        return AgentConfig(listen: ConfigDefaults.listen, intervalSeconds: ConfigDefaults.intervalSeconds,
+                           timeoutSeconds: ConfigDefaults.timeoutSeconds, resolvers: [.system],
+                           paths: [.direct], targets: targets)
+    }
+}
+
+/// What the agent reads from Docker's own `daemon.json`.
+public enum DockerDaemonConfig {
+    /// The `registry-mirrors` of daemon.json as mirror targets named `mirror-<host>`. A missing
+    /// file yields none; a file that cannot be parsed is reported through `warn` and skipped.
+    public static func mirrors(path: String, warn: (String) -> Void) -> [Target] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            warn("cannot read \(path); its registry-mirrors are skipped")
+            return []
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(data) } catch {
+            warn("\(path) is not valid JSON (\(error.description)); its registry-mirrors are skipped")
+            return []
+        }
+        guard case .object(let top) = json, let list = top["registry-mirrors"] else { return [] }
+        guard case .array(let items) = list else {
+            warn("\(path): registry-mirrors is not an array; skipped")
+            return []
+        }
+        var targets: [Target] = []
+        var used: Set<String> = ["dockerhub"]
+        for (i, item) in items.enumerated() {
+            guard case .string(let text) = item else {
+                warn("\(path): registry-mirrors[\(i)] is not a string; skipped")
+                continue
+            }
+            switch EndpointURL.parse(text, defaultPorts: ["https": 443, "http": 80]) {
+            case .failure(let p):
+                warn("\(path): registry-mirrors[\(i)] \(Validator.redacted(text)) \(p.message); skipped")
+            case .success(let url):
+                guard url.scheme == "https" || url.scheme == "http", url.username == nil,
+                      url.path.isEmpty || url.path == "/" else {
+                    warn("\(path): registry-mirrors[\(i)] must be an http(s) URL without credentials or path; skipped")
+                    continue
+                }
+                let name = uniqueName("mirror-" + sanitize(url.host), used: &used)
+                targets.append(Target(name: name, kind: .mirror, url: url,
+                                      images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
+                                      discoveredFrom: path))
+            }
+        }
+        return targets
+    }
+
+    /// A host name made into a valid target name.
+    static func sanitize(_ host: String) -> String {
+        String(host.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "_" }.prefix(56))
+    }
+
+    static func uniqueName(_ base: String, used: inout Set<String>) -> String {
+        var name = base
+        var n = 2
+        while !used.insert(name).inserted {
+            name = "\(base)-\(n)"
+            n += 1
+        }
+        return name
+    }
+}

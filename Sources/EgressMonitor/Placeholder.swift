@@ -1,2 +1,0 @@
-import EgressNet
-public enum EgressMonitorPlaceholder {}

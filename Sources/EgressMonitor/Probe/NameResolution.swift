@@ -1,0 +1,68 @@
+import EgressNet
+import Synchronization
+
+/// Turns a target's host name into addresses the way the configured resolver says: the system
+/// one reads /etc/hosts then asks the nameservers of /etc/resolv.conf (as Docker's resolver
+/// does); a named one asks its address directly. Queries follow the path's binding, except to a
+/// resolver on loopback (a local stub), which is asked directly (DNSClient does that).
+public final class NameResolution: Sendable {
+    private struct SystemFiles {
+        var resolvConf: ResolvConf
+        var hosts: HostsFile
+        var loadedAt: UInt64
+    }
+
+    private let resolvConfPath: String
+    private let hostsPath: String
+    private let cache: Mutex<SystemFiles?> = Mutex(nil)
+    /// How long the system files are trusted before being read again.
+    private let refreshNanoseconds: UInt64 = 5_000_000_000
+
+    public init(resolvConfPath: String = "/etc/resolv.conf", hostsPath: String = "/etc/hosts") {
+        self.resolvConfPath = resolvConfPath
+        self.hostsPath = hostsPath
+    }
+
+    private func systemFiles() -> SystemFiles {
+        let now = MonotonicClock.nanoseconds()
+        if let cached = cache.withLock({ $0 }), now - cached.loadedAt < refreshNanoseconds { return cached }
+        let fresh = SystemFiles(resolvConf: ResolvConf.load(path: resolvConfPath),
+                                hosts: HostsFile.load(path: hostsPath), loadedAt: now)
+        cache.withLock { $0 = fresh }
+        return fresh
+    }
+
+    /// Resolves `host` with `resolver`, the DNS phase of a probe.
+    public func resolve(_ host: String, resolver: ResolverConfig, binding: SocketBinding,
+                        deadline: Deadline) async throws(ProbeFailure) -> [IPAddress] {
+        let client: DNSClient
+        if let address = resolver.address {
+            client = DNSClient(servers: [address], timeoutPerTry: 2, attempts: 2, binding: binding)
+        } else {
+            let files = systemFiles()
+            let fromHosts = files.hosts.addresses(for: host)
+            if !fromHosts.isEmpty { return fromHosts }
+            client = DNSClient(servers: files.resolvConf.nameservers.map { SocketAddress(ip: $0, port: 53) },
+                               timeoutPerTry: Double(files.resolvConf.timeoutSeconds),
+                               attempts: files.resolvConf.attempts, binding: binding)
+        }
+        do {
+            return try await client.resolve(host, deadline: deadline)
+        } catch {
+            throw Self.failure(for: error, host: host, resolver: resolver)
+        }
+    }
+
+    static func failure(for error: DNSLookupError, host: String, resolver: ResolverConfig) -> ProbeFailure {
+        let who = resolver.address.map { "resolver \(resolver.name) (\($0))" } ?? "the system resolver"
+        let detail = "\(host) via \(who): \(error)"
+        switch error {
+        case .nxdomain: return ProbeFailure(.dns, .dnsNXDomain, detail)
+        case .servfail: return ProbeFailure(.dns, .dnsServFail, detail)
+        case .refused: return ProbeFailure(.dns, .dnsRefused, detail)
+        case .timeout: return ProbeFailure(.dns, .dnsTimeout, detail)
+        case .noAddress: return ProbeFailure(.dns, .dnsNoAddress, detail)
+        case .malformed, .network: return ProbeFailure(.dns, .dnsError, detail)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import EgressNet
+
+/// Why a probe failed: its first failing phase, one reason, and a detail for people (logs,
+/// `check`, the status page). The detail never becomes a metric label.
+public struct ProbeFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public let phase: Phase
+    public let reason: FailureReason
+    public let detail: String
+
+    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String) {
+        self.phase = phase
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var description: String { "\(phase.rawValue)/\(reason.rawValue): \(detail)" }
+}
+
+/// The outcome of one probe round of one target over one path. The single value that feeds the
+/// metrics, `check`, the status page and the JSON API alike.
+public struct ProbeResult: Sendable {
+    public let target: String
+    public let path: String
+    /// Wall-clock start, Unix seconds.
+    public let startedAt: Double
+    /// Seconds the whole round took.
+    public let duration: Double
+    /// Seconds each completed phase took.
+    public let phases: [Phase: Double]
+    /// nil when the probe succeeded.
+    public let failure: ProbeFailure?
+    /// The address connected to (the proxy's, on a proxy path), for people only.
+    public let address: String?
+    /// What the TLS handshake established, when one completed.
+    public let tls: TLSSessionInfo?
+    /// The status of the last HTTP answer, when one arrived.
+    public let httpStatus: Int?
+
+    public var success: Bool { failure == nil }
+
+    public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
+                failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil) {
+        self.target = target
+        self.path = path
+        self.startedAt = startedAt
+        self.duration = duration
+        self.phases = phases
+        self.failure = failure
+        self.address = address
+        self.tls = tls
+        self.httpStatus = httpStatus
+    }
+}

@@ -1,0 +1,43 @@
+import EgressNet
+
+/// One probe in progress: the overall deadline, each phase's own timeout inside it, and the
+/// phase timings recorded so far. This is the one place where deadlines are combined.
+///
+/// Used by one task (the probe's own); a class so probers can hand it down without `inout`.
+public final class ProbeRun {
+    public let target: Target
+    public let path: EgressPath
+    /// The probe's overall deadline: nothing it does runs past this.
+    public let deadline: Deadline
+    private let phaseTimeouts: [Phase: Double]
+    public private(set) var phases: [Phase: Double] = [:]
+    public var address: String?
+    public var tls: TLSSessionInfo?
+    public var httpStatus: Int?
+
+    public init(target: Target, path: EgressPath, deadline: Deadline, phaseTimeouts: [Phase: Double]) {
+        self.target = target
+        self.path = path
+        self.deadline = deadline
+        self.phaseTimeouts = phaseTimeouts
+    }
+
+    /// The deadline of a phase starting now: its own timeout, capped by the overall deadline.
+    public func deadline(for phase: Phase) -> Deadline {
+        guard let t = phaseTimeouts[phase] else { return deadline }
+        return deadline.capped(atSecondsFromNow: t)
+    }
+
+    /// Runs one phase with its deadline and records how long it took when it completes.
+    public func phase<T>(_ phase: Phase, _ body: (Deadline) async throws(ProbeFailure) -> T) async throws(ProbeFailure) -> T {
+        let start = MonotonicClock.nanoseconds()
+        let value = try await body(deadline(for: phase))
+        record(phase, seconds: MonotonicClock.seconds(since: start))
+        return value
+    }
+
+    /// Adds time to a phase (a phase that runs in several steps, such as connect on a retry).
+    public func record(_ phase: Phase, seconds: Double) {
+        phases[phase, default: 0] += seconds
+    }
+}

@@ -1,0 +1,165 @@
+import EgressNet
+
+/// The one prober contract: run the phases of one kind of target over an opened run, and throw
+/// the first failure. The work common to every probe — deadline, timing, success, the result
+/// value — lives in `ProbeEngine`, not here.
+protocol Prober: Sendable {
+    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure)
+}
+
+/// The one table from target kind to prober.
+enum Probers {
+    static func prober(for kind: TargetKind) -> any Prober {
+        switch kind {
+        case .tcp: return TCPProber()
+        case .tls: return TLSProber()
+        case .https: return HTTPSProber()
+        case .dockerhub, .mirror, .registry: return RegistryProber()
+        }
+    }
+}
+
+/// Runs probes: builds the run with its deadline, calls the kind's prober, and turns what
+/// happened into a `ProbeResult`.
+public struct ProbeEngine: Sendable {
+    public let config: AgentConfig
+    let resolution: NameResolution
+
+    public init(config: AgentConfig, resolution: NameResolution = NameResolution()) {
+        self.config = config
+        self.resolution = resolution
+    }
+
+    public func probe(target: Target, path: EgressPath) async -> ProbeResult {
+        let startedAt = wallClockSeconds()
+        let start = MonotonicClock.nanoseconds()
+        let deadline = Deadline(nanoseconds: start + UInt64(config.timeoutSeconds * 1e9))
+        let run = ProbeRun(target: target, path: path, deadline: deadline, phaseTimeouts: config.phaseTimeouts)
+        let steps = ProbeSteps(dialer: Dialer(resolution: resolution, resolvers: config.resolvers))
+        var failure: ProbeFailure?
+        do {
+            try await Probers.prober(for: target.kind).probe(run, steps: steps)
+        } catch {
+            failure = error
+        }
+        return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
+                           duration: MonotonicClock.seconds(since: start), phases: run.phases,
+                           failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus)
+    }
+}
+
+/// The steps probers compose: open a stream over the path, wrap it in TLS, send a request.
+struct ProbeSteps: Sendable {
+    let dialer: Dialer
+
+    func open(_ run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
+        try await dialer.open(host: run.target.url.host, port: run.target.url.port,
+                              resolverName: run.target.resolver, run: run)
+    }
+
+    /// The `tls` phase: SNI and hostname check for a name, IP check for an IP literal.
+    func tls(over stream: any ByteStream, _ run: ProbeRun) async throws(ProbeFailure) -> TLSConnection {
+        let target = run.target
+        let context: TLSContext
+        do { context = try TLSContext.client(caFile: target.caFile) } catch {
+            throw ProbeFailure(.tls, .tlsCertUntrusted, error.detail)
+        }
+        let ip = target.url.ipLiteral
+        return try await run.phase(.tls) { deadline throws(ProbeFailure) in
+            do throws(TLSError) {
+                let conn = try await TLSConnection.handshake(over: stream, context: context,
+                                                             serverName: ip == nil ? target.url.host : nil,
+                                                             ipAddress: ip, deadline: deadline)
+                run.tls = conn.info
+                return conn
+            } catch {
+                throw Self.failure(for: error)
+            }
+        }
+    }
+
+    static func failure(for error: TLSError) -> ProbeFailure {
+        let reason: FailureReason
+        switch error.kind {
+        case .timeout: reason = .tlsTimeout
+        case .reset: reason = .tlsReset
+        case .certificateUntrusted: reason = .tlsCertUntrusted
+        case .certificateExpired: reason = .tlsCertExpired
+        case .hostnameMismatch: reason = .tlsHostnameMismatch
+        case .protocolError: reason = .tlsProtocolError
+        }
+        return ProbeFailure(.tls, reason, error.detail)
+    }
+
+    /// Sends a GET (or HEAD) for `pathAndQuery` and reads the answer within `phase`'s deadline.
+    func request(_ pathAndQuery: String, method: String = "GET", over stream: any ByteStream,
+                 phase: Phase, headers extra: [(String, String)] = [], run: ProbeRun) async throws(ProbeFailure) -> HTTPClientResponse {
+        var headers = HTTPHeaders()
+        let url = run.target.url
+        let defaultPort: UInt16 = url.scheme == "http" ? 80 : 443
+        headers.add("Host", url.port == defaultPort ? (url.host.contains(":") ? "[\(url.host)]" : url.host) : url.authority)
+        headers.add("User-Agent", "egress-monitor/\(EgressMonitorVersion.current)")
+        headers.add("Accept", "*/*")
+        for (name, value) in extra { headers.add(name, value) }
+        headers.add("Connection", "close")
+        let request = HTTPRequest(method: method, target: pathAndQuery, headers: headers)
+        return try await run.phase(phase) { deadline throws(ProbeFailure) in
+            do throws(HTTPClientError) {
+                let response = try await HTTPClient.send(request, over: stream, deadline: deadline)
+                run.httpStatus = response.head.status
+                return response
+            } catch {
+                switch error {
+                case .timeout(let gotHead):
+                    throw ProbeFailure(phase, .httpTimeout, gotHead ? "the answer stalled mid-body" : "no answer before the deadline (awaiting headers)")
+                case .reset(let s): throw ProbeFailure(phase, .httpReset, s)
+                case .badResponse(let e): throw ProbeFailure(phase, .httpBadResponse, "\(e)")
+                case .badRequest(let s): throw ProbeFailure(phase, .httpBadResponse, s)
+                }
+            }
+        }
+    }
+}
+
+struct TCPProber: Prober {
+    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
+        let stream = try await steps.open(run)
+        stream.close()
+    }
+}
+
+struct TLSProber: Prober {
+    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
+        let stream = try await steps.open(run)
+        defer { stream.close() }
+        _ = try await steps.tls(over: stream, run)
+    }
+}
+
+struct HTTPSProber: Prober {
+    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
+        let raw = try await steps.open(run)
+        defer { raw.close() }
+        let stream: any ByteStream = run.target.usesTLS ? try await steps.tls(over: raw, run) : raw
+        let path = run.target.url.path.isEmpty ? "/" : run.target.url.path
+        let response = try await steps.request(path, over: stream, phase: .http, run: run)
+        if let reason = HTTPStatusClass.reason(for: response.head.status), response.head.status >= 400 {
+            throw ProbeFailure(.http, reason, "HTTP \(response.head.status) \(response.head.reason)")
+        }
+    }
+}
+
+/// Status codes as failure reasons, the same in every HTTP phase.
+enum HTTPStatusClass {
+    static func reason(for status: Int) -> FailureReason? {
+        switch status {
+        case 200..<300: return nil
+        case 401: return .httpUnauthorized
+        case 403: return .httpForbidden
+        case 404: return .httpNotFound
+        case 429: return .httpRateLimited
+        case 500..<600: return .httpServerError
+        default: return .httpUnexpectedStatus
+        }
+    }
+}
