@@ -248,6 +248,10 @@ struct Validator {
             return EgressPath(name: name, kind: .sourceAddress(ip))
         }
         if let proxy {
+            if let scheme = Self.scheme(of: proxy), !Self.proxySchemes.contains(scheme) {
+                fail(join(path, "proxy"), "scheme \"\(scheme)\" is not one of \(Self.proxySchemes.joined(separator: ", "))")
+                return nil
+            }
             switch EndpointURL.parse(proxy, defaultPorts: EndpointURL.wellKnownPorts) {
             case .failure(let p):
                 fail(join(path, "proxy"), "\(Self.redacted(proxy)) \(p.message)")
@@ -265,6 +269,12 @@ struct Validator {
             }
         }
         return EgressPath(name: name, kind: .direct)
+    }
+
+    /// The lower-cased scheme of a URL written as text, if it has one.
+    static func scheme(of text: String) -> String? {
+        guard let sep = text.range(of: "://"), sep.lowerBound > text.startIndex else { return nil }
+        return text[..<sep.lowerBound].lowercased()
     }
 
     /// A URL as text with its password hidden, for error messages.
@@ -365,6 +375,10 @@ struct Validator {
         }
         guard let text = text ?? (kind == .dockerhub ? ConfigDefaults.dockerHubRegistry : nil) else {
             fail(path, "required for kind \(kind.rawValue)")
+            return nil
+        }
+        if let scheme = Self.scheme(of: text), !expected.contains(scheme) {
+            fail(path, "scheme \"\(scheme)\" is not one of \(expected.joined(separator: ", ")) for kind \(kind.rawValue)")
             return nil
         }
         switch EndpointURL.parse(text, defaultPorts: ["https": 443, "http": 80]) {

@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import EgressNet
+import EgressTestSupport
+
+/// The lab itself: the certificates are what they claim (checked by openssl, not by our TLS
+/// code), servers start, stop and report failures, and dnsmasq answers as `LabDnsmasq`
+/// documents (checked with dig).
+@Suite struct LabTests {
+    // MARK: certificates
+
+    @Test(.enabled(if: Lab.has("openssl")))
+    func certificatesAreWhatTheyClaim() throws {
+        let certs = try LabCertificates.shared()
+        func verify(_ pair: CertPair, _ extra: [String] = []) -> String {
+            do {
+                return try Lab.run("openssl", ["verify", "-CAfile", certs.caFile] + extra + [pair.certFile])
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(verify(certs.good, ["-verify_hostname", "registry.lab.test"]).contains(": OK"))
+        #expect(verify(certs.good, ["-verify_ip", "127.0.0.1"]).contains(": OK"))
+        #expect(verify(certs.good, ["-verify_ip", "::1"]).contains(": OK"))
+        #expect(verify(certs.expired).contains("certificate has expired"))
+        #expect(verify(certs.expired, ["-attime", "\(Int(Date().timeIntervalSince1970) - 45 * 86_400)"]).contains(": OK"),
+                "the expired certificate was valid 45 days ago")
+        #expect(verify(certs.wrongName).contains(": OK"), "wrongName is otherwise valid")
+        #expect(verify(certs.wrongName, ["-verify_hostname", "registry.lab.test"]).contains("hostname mismatch"))
+        #expect(verify(certs.selfSigned).contains("self-signed certificate"))
+
+        let goodNotAfter = try certs.good.notAfter()
+        let now = Date().timeIntervalSince1970
+        #expect(goodNotAfter > now + 29 * 86_400 && goodNotAfter < now + 31 * 86_400)
+        #expect(try certs.expired.notAfter() < now - 29 * 86_400)
+        let key = try Lab.run("openssl", ["pkey", "-in", certs.good.keyFile, "-noout", "-text"])
+        #expect(key.contains("P-256"))
+    }
+
+    // MARK: processes
+
+    @Test func serverThatExitsReportsItsLastLogLines() async throws {
+        let directory = try Lab.makeDirectory("failing")
+        defer { Lab.removeDirectory(directory) }
+        let process = try LabProcess("sh", arguments: ["-c", "echo 'bind() failed: lab-marker' >&2; exit 3"],
+                                     directory: directory, name: "failing")
+        do {
+            try await process.waitForTCPPort(FreePort.next(), timeout: 5)
+            Issue.record("a program that exited was reported ready")
+        } catch let error as LabError {
+            #expect(error.message.contains("lab-marker"), "\(error)")
+            #expect(error.message.contains("status 3"), "\(error)")
+        }
+    }
+
+    @Test func missingProgramIsReportedAndSkippable() throws {
+        #expect(!Lab.has("egress-no-such-program"))
+        #expect(Lab.has("sh"))
+        let directory = try Lab.makeDirectory("missing")
+        defer { Lab.removeDirectory(directory) }
+        #expect(throws: LabError.self) {
+            _ = try LabProcess("egress-no-such-program", arguments: [], directory: directory)
+        }
+    }
+
+    @Test func stopTerminatesAndReapsTheProcess() throws {
+        let directory = try Lab.makeDirectory("sleeper")
+        defer { Lab.removeDirectory(directory) }
+        let process = try LabProcess("sleep", arguments: ["600"], directory: directory)
+        let pid = process.pid
+        #expect(process.isRunning)
+        let start = MonotonicClock.nanoseconds()
+        process.stop()
+        #expect(MonotonicClock.seconds(since: start) < 2, "sleep dies on SIGTERM")
+        #expect(!process.isRunning)
+        #expect(kill(pid, 0) == -1 && errno == ESRCH, "the process is gone and reaped")
+        process.stop()  // a second stop does nothing
+    }
+
+    @Test func freePortCanBeBound() throws {
+        let port = FreePort.next()
+        #expect(port != 0)
+        let listener = try Socket.listen(on: SocketAddress(ip: IPAddress(Lab.loopback)!, port: port))
+        defer { listener.close() }
+        #expect(listener.localAddress?.port == port)
+    }
+
+    // MARK: nginx
+
+    @Test(.enabled(if: Lab.has("nginx")))
+    func nginxServesConfiguredAnswersOverPlainHTTP() async throws {
+        let portal = "<html><body>Log in to the guest Wi-Fi ($5 a day)</body></html>"
+        let nginx = try await LabNginx.start(servers: [
+            NginxServer(tls: nil, locations: [
+                .captivePortal(body: portal),
+                NginxLocation("/v2/", status: 429, body: #"{"detail": "Rate limit exceeded"}"#,
+                              headers: [("Content-Type", "application/json"), ("Retry-After", "60")]),
+            ]),
+        ])
+        defer { nginx.stop() }
+
+        let portalAnswer = try await Self.plainGet("/anything", port: nginx.port)
+        #expect(portalAnswer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(portalAnswer.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"))
+        #expect(portalAnswer.hasSuffix("\r\n\r\n" + portal), "the body is sent verbatim, $ included")
+
+        let limited = try await Self.plainGet("/v2/", port: nginx.port)
+        #expect(limited.hasPrefix("HTTP/1.1 429 "))
+        #expect(limited.contains("\r\nRetry-After: 60\r\n"))
+        #expect(limited.contains("\r\nContent-Type: application/json\r\n"))
+        #expect(limited.hasSuffix(#"{"detail": "Rate limit exceeded"}"#))
+
+        // nginx keeps everything in its lab directory.
+        #expect(FileManager.default.fileExists(atPath: nginx.directory + "/nginx.pid"))
+        #expect(FileManager.default.fileExists(atPath: nginx.directory + "/access.log"))
+    }
+
+    @Test(.enabled(if: Lab.has("nginx")))
+    func nginxWithABadConfigFailsWithItsError() async throws {
+        let server = NginxServer(tls: nil, locations: [], directives: ["no_such_directive on"])
+        do {
+            let nginx = try await LabNginx.start(servers: [server])
+            nginx.stop()
+            Issue.record("nginx started with an unknown directive")
+        } catch let error as LabError {
+            #expect(error.message.contains("no_such_directive"), "\(error)")
+        }
+    }
+
+    /// GET over plain TCP, read to the end.
+    static func plainGet(_ path: String, port: UInt16) async throws -> String {
+        let socket = try Socket.tcp(family: AF_INET)
+        defer { socket.close() }
+        let deadline = Deadline.after(seconds: 5)
+        try await socket.connect(to: SocketAddress(ip: IPAddress(Lab.loopback)!, port: port), deadline: deadline)
+        try await socket.write(Array("GET \(path) HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n".utf8), deadline: deadline)
+        var received: [UInt8] = []
+        while true {
+            let chunk = try await socket.read(deadline: deadline)
+            if chunk.isEmpty { break }
+            received += chunk
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    // MARK: dnsmasq
+
+    /// dig's rcode and answer records for `name`/`type`, over UDP or TCP.
+    static func dig(_ name: String, _ type: String, port: UInt16, tcp: Bool = false) throws -> (rcode: String, answers: [String]) {
+        let output = try Lab.run("dig", ["@\(Lab.loopback)", "-p", "\(port)", name, type, "+tries=1", "+time=3",
+                                         tcp ? "+tcp" : "+notcp", "+noall", "+comments", "+answer"])
+        guard let range = output.range(of: #"status: [A-Z]+"#, options: .regularExpression) else {
+            throw LabError("no status in dig's output:\n\(output)")
+        }
+        let rcode = String(output[range].dropFirst("status: ".count))
+        let answers = output.split(separator: "\n")
+            .filter { !$0.hasPrefix(";") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            .compactMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.map(String.init) }
+        return (rcode, answers)
+    }
+
+    @Test(.enabled(if: Lab.has("dnsmasq") && Lab.has("dig")))
+    func dnsmasqAnswersItsRecordsAndRefusesOtherNames() async throws {
+        let dns = try await LabDnsmasq.start(records: [
+            .address(domain: "registry.lab.test", ip: "127.0.0.1"),
+            .host(name: "dual.lab.test", ips: ["127.0.0.2", "::1"]),
+            .nxdomain(domain: "gone.lab.test"),
+        ])
+        defer { dns.stop() }
+        #expect(FileManager.default.fileExists(atPath: dns.pidFile))
+
+        for tcp in [false, true] {
+            let a = try Self.dig("registry.lab.test", "A", port: dns.port, tcp: tcp)
+            #expect(a.rcode == "NOERROR" && a.answers == ["127.0.0.1"], "tcp=\(tcp): \(a)")
+        }
+        let sub = try Self.dig("mirror.registry.lab.test", "A", port: dns.port)
+        #expect(sub.rcode == "NOERROR" && sub.answers == ["127.0.0.1"], "--address covers subdomains: \(sub)")
+        let noData = try Self.dig("registry.lab.test", "AAAA", port: dns.port)
+        #expect(noData.rcode == "NOERROR" && noData.answers.isEmpty, "\(noData)")
+        let dual4 = try Self.dig("dual.lab.test", "A", port: dns.port)
+        let dual6 = try Self.dig("dual.lab.test", "AAAA", port: dns.port)
+        #expect(dual4.rcode == "NOERROR" && dual4.answers == ["127.0.0.2"], "\(dual4)")
+        #expect(dual6.rcode == "NOERROR" && dual6.answers == ["::1"], "\(dual6)")
+        let gone = try Self.dig("www.gone.lab.test", "A", port: dns.port)
+        #expect(gone.rcode == "NXDOMAIN", "\(gone)")
+        // No upstream to forward to: dnsmasq refuses names it has no record for.
+        let unknown = try Self.dig("unknown.lab.test", "A", port: dns.port)
+        #expect(unknown.rcode == "REFUSED", "\(unknown)")
+    }
+
+    @Test(.enabled(if: Lab.has("dnsmasq") && Lab.has("dig")))
+    func dnsmasqCanAnswerNXDOMAINForOtherNames() async throws {
+        let dns = try await LabDnsmasq.start(records: [
+            .address(domain: "registry.lab.test", ip: "127.0.0.1"),
+            .host(name: "dual.lab.test", ips: ["127.0.0.2", "::1"]),
+        ], unknownNames: .nxdomain)
+        defer { dns.stop() }
+
+        let known = try Self.dig("registry.lab.test", "A", port: dns.port)
+        #expect(known.rcode == "NOERROR" && known.answers == ["127.0.0.1"], "\(known)")
+        let noData = try Self.dig("registry.lab.test", "AAAA", port: dns.port)
+        #expect(noData.rcode == "NOERROR" && noData.answers.isEmpty, "\(noData)")
+        let dual6 = try Self.dig("dual.lab.test", "AAAA", port: dns.port)
+        #expect(dual6.rcode == "NOERROR" && dual6.answers == ["::1"], "\(dual6)")
+        for name in ["unknown.lab.test", "registry-1.docker.io"] {
+            let unknown = try Self.dig(name, "A", port: dns.port)
+            #expect(unknown.rcode == "NXDOMAIN", "\(name): \(unknown)")
+        }
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite, as a new user and CI run it: installs the Debian packages the tests use
+# as real peers when they are missing, builds, and runs every test.
+#
+#   bash Tests/run.sh            # everything
+#   bash Tests/run.sh --filter TLSTests   # extra arguments go to `swift test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Program -> Debian package providing it. Tests that need a program skip loudly without it;
+# this script makes sure none is missing, so on a Debian machine nothing is skipped.
+declare -A need=(
+  [dnsmasq]=dnsmasq-base
+  [docker-registry]=docker-registry
+  [nginx]=nginx-light
+  [promtool]=prometheus
+  [prometheus]=prometheus
+  [tinyproxy]=tinyproxy
+  [microsocks]=microsocks
+  [socat]=socat
+  [nft]=nftables
+  [dig]=bind9-dnsutils
+  [curl]=curl
+  [openssl]=openssl
+  [unshare]=util-linux
+  [ip]=iproute2
+)
+missing=()
+for prog in "${!need[@]}"; do
+  command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}")
+done
+if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "tests: installing $pkgs"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+# The tests start their own instances of these on free loopback ports; a service Debian may
+# have started on install does not get in their way.
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests: NOT ROOT — the network-namespace tests (unshare -n, ip netns, nft) will be reported as SKIPPED, not passed." >&2
+fi
+
+swift build --build-tests
+swift test --skip-build "$@"
