@@ -1,6 +1,7 @@
 /// The bytes of a family that never change, computed once at registration: its `# HELP` and
 /// `# TYPE` lines, its sample names, and for a histogram each bucket's `le="..."} ` text.
-struct FamilyLayout: Sendable {
+/// A class, so that copying a family's state (snapshots, lookups) retains one reference.
+final class FamilyLayout: Sendable {
     let family: MetricFamily
     /// `# HELP name text\n# TYPE name type\n`.
     let header: [UInt8]
@@ -10,12 +11,17 @@ struct FamilyLayout: Sendable {
     let sumName: [UInt8]
     /// `name_count` (histograms only).
     let countName: [UInt8]
-    /// `le="0.005"} ` per finite bound, then `le="+Inf"} ` (histograms only).
-    let leParts: [[UInt8]]
+    /// `le="0.005"} ` per finite bound, then `le="+Inf"} `, end to end (histograms only).
+    let leBytes: [UInt8]
+    /// Where each bucket's part of `leBytes` starts; one more entry, for the end.
+    let leOffsets: [Int]
     /// Sample lines per series: 1, or buckets + 1 (+Inf) + 2 (sum, count).
     let linesPerSeries: Int
-    /// An upper bound on the bytes of one series' lines, not counting its label text.
-    let maxSeriesBytesWithoutLabels: Int
+    /// Of those, the lines whose value is a histogram count (buckets, +Inf, `_count`): never
+    /// more than the series' count, so usually short integers.
+    let countLinesPerSeries: Int
+    /// An upper bound on the bytes of one series' lines, not counting its label text or values.
+    let seriesBytesWithoutLabelsOrValues: Int
 
     init(_ family: MetricFamily) {
         self.family = family
@@ -32,26 +38,34 @@ struct FamilyLayout: Sendable {
         self.header = header
 
         // Per line: name + "{" + labels + "," + le part (if any) + "}" + " " + value + "\n".
-        let perLine = 1 + 1 + 1 + 1 + GoFloat.maxLength + 1
+        let perLine = 1 + 1 + 1 + 1 + 1
         switch family.type {
         case .counter, .gauge:
             sampleName = Array(family.name.utf8)
             sumName = []
             countName = []
-            leParts = []
+            leBytes = []
+            leOffsets = []
             linesPerSeries = 1
-            maxSeriesBytesWithoutLabels = sampleName.count + perLine
+            countLinesPerSeries = 0
+            seriesBytesWithoutLabelsOrValues = sampleName.count + perLine
         case .histogram:
             sampleName = Array((family.name + "_bucket").utf8)
             sumName = Array((family.name + "_sum").utf8)
             countName = Array((family.name + "_count").utf8)
-            leParts = (family.buckets + [Double.infinity]).map { bound in
-                Array(#"le=""#.utf8) + Array(GoFloat.format(bound).utf8) + Array(#""} "#.utf8)
+            var leBytes: [UInt8] = []
+            var leOffsets = [0]
+            for bound in family.buckets + [Double.infinity] {
+                leBytes += Array(#"le=""#.utf8) + Array(GoFloat.format(bound).utf8) + Array(#""} "#.utf8)
+                leOffsets.append(leBytes.count)
             }
-            linesPerSeries = family.buckets.count + 3
-            var bound = sumName.count + perLine + countName.count + perLine
-            for le in leParts { bound += sampleName.count + le.count + perLine }
-            maxSeriesBytesWithoutLabels = bound
+            self.leBytes = leBytes
+            self.leOffsets = leOffsets
+            let bucketLines = family.buckets.count + 1
+            linesPerSeries = bucketLines + 2
+            countLinesPerSeries = bucketLines + 1
+            seriesBytesWithoutLabelsOrValues = bucketLines * (sampleName.count + perLine) + leBytes.count
+                + sumName.count + perLine + countName.count + perLine
         }
     }
 }
@@ -81,9 +95,17 @@ enum Exposition {
     /// An upper bound on the bytes `write` produces for `families`.
     static func sizeBound(_ families: [FamilyState]) -> Int {
         families.reduce(0) { total, f in
-            total + f.layout.header.count
-                + f.series.count * f.layout.maxSeriesBytesWithoutLabels
-                + f.labelTextBytes * f.layout.linesPerSeries
+            let layout = f.layout
+            // Counts are integers below 10^6 in practice; then they print as at most 6 digits.
+            var countWidth = 0
+            if layout.countLinesPerSeries > 0 {
+                let maxCount = f.series.reduce(0) { max($0, $1.count) }
+                countWidth = maxCount < 1_000_000 ? 6 : GoFloat.maxLength
+            }
+            let floatLines = layout.linesPerSeries - layout.countLinesPerSeries
+            let perSeries = layout.seriesBytesWithoutLabelsOrValues
+                + floatLines * GoFloat.maxLength + layout.countLinesPerSeries * countWidth
+            return total + layout.header.count + f.series.count * perSeries + f.labelTextBytes * layout.linesPerSeries
         }
     }
 
@@ -99,31 +121,31 @@ enum Exposition {
             precondition(family.isSorted, "series of \(layout.family.name) not sorted before rendering")
             w.write(layout.header)
             family.series.withUnsafeBufferPointer { series in
-                    switch layout.family.type {
-                    case .counter, .gauge:
-                        layout.sampleName.withUnsafeBufferPointer { name in
-                            for i in series.indices {
-                                series[i].labelText.withUnsafeBufferPointer { labels in
-                                    w.sampleStart(name, labels)
-                                }
-                                w.value(series[i].value)
-                            }
-                        }
-                    case .histogram:
-                        writeHistogram(layout, series, &w)
-                    }
+                switch layout.family.type {
+                case .counter, .gauge: writeSimple(layout, series, &w)
+                case .histogram: writeHistogram(layout, series, &w)
+                }
             }
         }
         return w.count
     }
 
+    /// `name{labels} value` per series.
+    private static func writeSimple(_ layout: FamilyLayout, _ series: UnsafeBufferPointer<Series>, _ w: inout ByteWriter) {
+        layout.sampleName.withUnsafeBufferPointer { name in
+            for i in series.indices {
+                series[i].labelText.withUnsafeBufferPointer { labels in w.sampleStart(name, labels) }
+                w.value(series[i].value)
+            }
+        }
+    }
+
+    /// Per series: `name_bucket{labels,le="..."} cumulative` per bucket and `+Inf`, then
+    /// `name_sum{labels} sum` and `name_count{labels} count`.
     private static func writeHistogram(_ layout: FamilyLayout, _ series: UnsafeBufferPointer<Series>, _ w: inout ByteWriter) {
-        // One flat buffer of the le parts, `le="0.005"} le="0.01"} ...`, and their offsets.
-        let leBytes = layout.leParts.flatMap { $0 }
-        var leOffsets = [0]
-        for part in layout.leParts { leOffsets.append(leOffsets.last! + part.count) }
-        leBytes.withUnsafeBufferPointer { le in
-        leOffsets.withUnsafeBufferPointer { leOffsets in
+        // Borrow every array once, outside the loop over series.
+        layout.leBytes.withUnsafeBufferPointer { le in
+        layout.leOffsets.withUnsafeBufferPointer { leOffsets in
         layout.sampleName.withUnsafeBufferPointer { bucketName in
         layout.sumName.withUnsafeBufferPointer { sumName in
         layout.countName.withUnsafeBufferPointer { countName in
@@ -204,9 +226,15 @@ struct ByteWriter {
     /// The value as Go formats it, then a newline.
     @inline(__always)
     mutating func value(_ v: Double) {
-        precondition(count + GoFloat.maxLength + 1 <= capacity, "exposition size bound exceeded")
-        count += GoFloat.write(v, to: base + count)
-        base[count] = UInt8(ascii: "\n")
-        count += 1
+        if capacity - count >= GoFloat.maxLength {
+            count += GoFloat.write(v, to: base + count)
+        } else {
+            // Near the end of a tight bound: format aside, then copy with the bound checked.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: GoFloat.maxLength) { temporary in
+                let n = GoFloat.write(v, to: temporary.baseAddress!)
+                write(UnsafeBufferPointer(rebasing: temporary[..<n]))
+            }
+        }
+        write(byte: UInt8(ascii: "\n"))
     }
 }

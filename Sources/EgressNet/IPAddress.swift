@@ -296,7 +296,7 @@ extension IPAddress {
                 || (a == 198 && (b & 0xfe) == 18)
         case .v6:
             if v6Bytes[0..<12].allSatisfy({ $0 == 0 }) && !isUnspecified && !isLoopback { return true }
-            return matches(v4: [], v6: [([0x20, 0x01, 0x0d, 0xb8], 32), ([0x3f, 0xff], 20),
+            return matches(v4: [], v6: [([0x20, 0x01, 0x0d, 0xb8], 32), ([0x3f, 0xff, 0x00], 20),
                                         ([0x20, 0x01, 0x00, 0x02, 0x00, 0x00], 48),
                                         ([0x01, 0x00, 0, 0, 0, 0, 0, 0], 64)])
         }

@@ -19,7 +19,7 @@ struct Dialer {
         let binding = Self.binding(for: run.path)
         switch run.path.kind {
         case .proxy(let proxy):
-            throw ProbeFailure(.proxy, .proxyConnectFailed, "proxy paths (\(proxy)) are not supported by this build yet")
+            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run)
         case .direct, .interface, .sourceAddress:
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
@@ -34,6 +34,84 @@ struct Dialer {
                 try await connect(addresses.map { SocketAddress(ip: $0, port: port) }, binding: binding,
                                   deadline: deadline, run: run)
             }
+        }
+    }
+
+    /// Through a proxy: `dns` resolves what this host must resolve itself (the proxy's name,
+    /// and the target's for socks5://, where the agent resolves), `connect` reaches the proxy,
+    /// `proxy` is the TLS to an https:// proxy plus the CONNECT or SOCKS5 exchange. A proxy that
+    /// cannot be reached fails as `proxy`/`proxy_connect_failed`: the path's proxy is down.
+    func openThroughProxy(_ proxy: EndpointURL, host: String, port: UInt16, resolverName: String?,
+                          run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
+        let targetResolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
+        let localResolution = proxy.scheme == "socks5"
+        var proxyAddresses = proxy.ipLiteral.map { [$0] } ?? []
+        var targetAddress: IPAddress? = IPAddress(host)
+        if proxyAddresses.isEmpty || (localResolution && targetAddress == nil) {
+            try await run.phase(.dns) { deadline throws(ProbeFailure) in
+                if proxyAddresses.isEmpty {
+                    do throws(ProbeFailure) {
+                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none, deadline: deadline)
+                    } catch {
+                        throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
+                    }
+                }
+                if localResolution && targetAddress == nil {
+                    targetAddress = try await resolution.resolve(host, resolver: targetResolver, binding: .none, deadline: deadline).first
+                }
+            }
+        }
+        let socket: Socket
+        do throws(ProbeFailure) {
+            socket = try await run.phase(.connect) { deadline throws(ProbeFailure) in
+                try await connect(proxyAddresses.map { SocketAddress(ip: $0, port: proxy.port) }, binding: .none,
+                                  deadline: deadline, run: run)
+            }
+        } catch {
+            throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
+        }
+        let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
+        return try await run.phase(.proxy) { deadline throws(ProbeFailure) in
+            var toProxy: any ByteStream = socket
+            do throws(ProbeFailure) {
+                if proxy.scheme == "https" {
+                    do {
+                        let context = try TLSContext.client(caFile: nil)
+                        toProxy = try await TLSConnection.handshake(over: socket, context: context,
+                                                                    serverName: proxy.ipLiteral == nil ? proxy.host : nil,
+                                                                    ipAddress: proxy.ipLiteral, deadline: deadline)
+                    } catch {
+                        throw ProbeFailure(.proxy, .proxyConnectFailed, "TLS to the proxy \(proxy): \(error)")
+                    }
+                }
+                do throws(ProxyError) {
+                    switch proxy.scheme {
+                    case "socks5", "socks5h":
+                        let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
+                        return try await SOCKS5Tunnel.open(over: toProxy, to: destination, port: port,
+                                                           credentials: credentials, deadline: deadline)
+                    default:
+                        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+                        return try await HTTPConnectTunnel.open(over: toProxy, authority: authority,
+                                                                credentials: credentials, deadline: deadline)
+                    }
+                } catch {
+                    throw Self.failure(for: error, proxy: proxy)
+                }
+            } catch {
+                toProxy.close()
+                throw error
+            }
+        }
+    }
+
+    static func failure(for error: ProxyError, proxy: EndpointURL) -> ProbeFailure {
+        let detail = "proxy \(proxy): \(error)"
+        switch error {
+        case .authRequired: return ProbeFailure(.proxy, .proxyAuthRequired, detail)
+        case .refused: return ProbeFailure(.proxy, .proxyRefused, detail)
+        case .socks: return ProbeFailure(.proxy, .socksError, detail)
+        case .failed: return ProbeFailure(.proxy, proxy.scheme.hasPrefix("socks") ? .socksError : .proxyConnectFailed, detail)
         }
     }
 

@@ -5,7 +5,7 @@ import Synchronization
 /// Runs every target × path pair once per interval.
 ///
 /// Each pair has one loop task, so two runs of the same pair never overlap. The first round of
-/// each pair starts at a random offset within the interval (jitter), so a thousand pairs do not
+/// each pair starts at a random offset (jitter, see `jitterWindow`), so a thousand pairs do not
 /// all fire at once. At most `concurrency` probes run at a time; a round that must wait for a
 /// slot counts that wait as scheduler lag. A round that would start more than an interval late
 /// is skipped, keeping the pair on its grid.
@@ -41,13 +41,21 @@ public final class Scheduler: Sendable {
                 gone.append(task)
                 s.loops.removeValue(forKey: key)
             }
+            let window = Self.jitterWindow(pairs: keys.count, interval: config.intervalSeconds)
             for key in keys where s.loops[key] == nil {
-                let offset = jitter ? Double.random(in: 0..<config.intervalSeconds) : 0
+                let offset = jitter ? Double.random(in: 0..<window) : 0
                 s.loops[key] = Task { [self] in await self.loop(key, firstDelay: offset) }
             }
             return gone
         }
         for task in cancelled { task.cancel() }
+    }
+
+    /// The first rounds start spread over this many seconds: about a hundred starts a second at
+    /// most, at least 2 s, never more than the interval. A few pairs report within seconds of
+    /// start; thousands spread over their interval.
+    static func jitterWindow(pairs: Int, interval: Double) -> Double {
+        min(interval, max(2, Double(pairs) * 0.01))
     }
 
     /// Stops every loop; probes in flight are cancelled and end at once (their waits see the

@@ -382,7 +382,8 @@ public struct DNSHeader: Sendable, Equatable {
         if recursionAvailable { more |= 0x80 }
         if authenticData { more |= 0x20 }
         if checkingDisabled { more |= 0x10 }
-        for value in [id] { out.append(UInt8(value >> 8)); out.append(UInt8(value & 0xff)) }
+        out.append(UInt8(id >> 8))
+        out.append(UInt8(id & 0xff))
         out.append(flags)
         out.append(more)
         for value in [questionCount, answerCount, authorityCount, additionalCount] {
@@ -484,12 +485,16 @@ public struct DNSRecord: Sendable, Equatable, CustomStringConvertible {
 
     /// One line as dig prints it: `example.com. 300 IN A 93.184.216.34`.
     public var description: String {
-        let owner = name.hasSuffix(".") ? name : name + "."
+        func absolute(_ text: String) -> String {
+            guard let name = try? DNSName(text) else { return text }
+            return name.isRoot ? "." : "\(name)."
+        }
+        let owner = absolute(name)
         let cls = `class` == 1 ? "IN" : "CLASS\(`class`)"
         let rdata: String
         switch data {
         case .address(let ip): rdata = ip.description
-        case .name(let target): rdata = target.hasSuffix(".") ? target : target + "."
+        case .name(let target): rdata = absolute(target)
         case .other(let bytes): rdata = "\\# \(bytes.count)" + (bytes.isEmpty ? "" : " " + bytes.map { byte in
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex
@@ -580,6 +585,15 @@ public struct DNSMessage: Sendable, Equatable {
 
     public var responseCode: DNSResponseCode { flags.responseCode }
     public var isTruncated: Bool { flags.truncated }
+
+    /// Whether this message is the reply to `query`: QR set, the same id, opcode and
+    /// questions, names compared byte for byte — so the mixed case of a DNS 0x20 query must
+    /// come back unchanged. These are the checks that turn away off-path spoofed replies; an
+    /// on-path injector (which sees the query) passes them.
+    public func isResponse(to query: DNSMessage) -> Bool {
+        flags.isResponse && flags.id == query.flags.id && flags.opcode == query.flags.opcode
+            && questions == query.questions
+    }
 
     // MARK: Answers
 

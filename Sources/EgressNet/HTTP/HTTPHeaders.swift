@@ -100,8 +100,15 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable, ExpressibleByDictionar
             && zip(lhs.fields, rhs.fields).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }
 
+    /// For logs: credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`) are
+    /// shown as `<redacted>`.
     public var description: String {
-        "[" + fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
+        let redacted = ["Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"]
+        return "["
+            + fields.map { field in
+                let secret = redacted.contains { HTTPSyntax.equalsIgnoringASCIICase(field.name, $0) }
+                return "\(field.name): \(secret ? "<redacted>" : field.value)"
+            }.joined(separator: ", ") + "]"
     }
 }
 

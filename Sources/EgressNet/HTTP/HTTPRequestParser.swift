@@ -92,11 +92,25 @@ public struct HTTPRequestParser: Sendable {
     private var scanned = 0
     private var lineStart = 0
     private var requestLineEnd: Int?
+    private var methodEnded = false
     private var pending: (head: HTTPRequestHead, bodyLength: Int)?
     private var failure: HTTPParseError?
 
     public init(limits: Limits = Limits()) {
-        self.limits = limits
+        // Re-clamp: the fields are `var`, so a caller may have set a negative one after init.
+        self.limits = Limits(
+            maxRequestLineBytes: limits.maxRequestLineBytes, maxHeaderBytes: limits.maxHeaderBytes,
+            maxHeaderCount: limits.maxHeaderCount, maxBodyBytes: limits.maxBodyBytes)
+    }
+
+    /// What one request may occupy in the buffer (saturating, so `Int.max` limits cannot trap).
+    private var oneRequestBytes: Int {
+        var total = 4  // the request line's CRLF and slack
+        for part in [limits.maxRequestLineBytes, limits.maxHeaderBytes, limits.maxBodyBytes] {
+            let (sum, overflow) = total.addingReportingOverflow(part)
+            total = overflow ? Int.max : sum
+        }
+        return total
     }
 
     /// Bytes received but not yet returned as part of a request.
@@ -108,8 +122,7 @@ public struct HTTPRequestParser: Sendable {
     /// Appends received bytes and returns the next complete request, if there is one.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws(HTTPParseError) -> HTTPRequestMessage? {
         if let failure { throw failure }
-        let cap = limits.maxRequestLineBytes + limits.maxHeaderBytes + limits.maxBodyBytes + 4
-        guard buffer.count - start <= cap else {
+        guard buffer.count - start <= oneRequestBytes else {
             failure = .pipelineOverflow
             throw .pipelineOverflow
         }
@@ -162,6 +175,7 @@ public struct HTTPRequestParser: Sendable {
             scanned = 0
             lineStart = 0
             requestLineEnd = nil
+            methodEnded = false
             pending = (head, try Self.bodyLength(head, limits: limits))
         }
         guard let (head, bodyLength) = pending, buffer.count - start >= bodyLength else {
@@ -199,7 +213,15 @@ public struct HTTPRequestParser: Sendable {
                 lineStart = scanned
             } else {
                 // Not ended yet: allow one more byte for a CR before the LF.
-                guard scanned <= limits.maxRequestLineBytes + 1 else { throw .requestLineTooLarge }
+                guard scanned - 1 <= limits.maxRequestLineBytes else { throw .requestLineTooLarge }
+                // Refuse a non-token method at once (a TLS ClientHello, say) rather than wait for a LF.
+                if !methodEnded {
+                    if byte == HTTPSyntax.space {
+                        methodEnded = true
+                    } else if !HTTPSyntax.isTokenChar(byte) {
+                        throw .badRequestLine
+                    }
+                }
             }
         }
         return nil
@@ -259,7 +281,10 @@ public struct HTTPRequestParser: Sendable {
         guard targetEnd > methodEnd + 1, targetEnd < line.count else { return .failure(.badRequestLine) }
         let versionBytes = UnsafeBufferPointer(rebasing: line[(targetEnd + 1)...])
         guard let version = HTTPSyntax.parseVersion(versionBytes) else {
-            return .failure(HTTPSyntax.hasHTTPPrefix(versionBytes) ? .badVersion : .badRequestLine)
+            // `HTTP/` and digits and dots: a version we do not speak (505); anything else is junk.
+            let looksLikeVersion = HTTPSyntax.hasHTTPPrefix(versionBytes) && versionBytes.count > 5
+                && versionBytes.dropFirst(5).allSatisfy { HTTPSyntax.digitValue($0) != nil || $0 == UInt8(ascii: ".") }
+            return .failure(looksLikeVersion ? .badVersion : .badRequestLine)
         }
         guard version.major == 1 else { return .failure(.badVersion) }
         let method = String(decoding: UnsafeBufferPointer(rebasing: line[0..<methodEnd]), as: UTF8.self)

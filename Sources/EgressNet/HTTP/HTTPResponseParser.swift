@@ -113,6 +113,9 @@ public struct HTTPResponseHead: Sendable, Equatable {
 /// Errors: a call that throws produced no events. When an error is found after a call already
 /// completed events (say the head, then a bad chunk), that call returns its events and the error is
 /// thrown by the next call to `feed` or `finish`; once failed, every call throws the same error.
+/// Invalid framing fields (`Content-Length`, `Transfer-Encoding`) fail before the head is
+/// delivered, since such a head does not describe a message; a valid `Content-Length` above
+/// `maxBodyBytes` (a local limit) fails right after the head, so the status is still known.
 /// Feeding the same bytes split in any way yields the same events, except that consecutive `.body`
 /// events are coalesced within one call and so may be split differently.
 public struct HTTPResponseParser: Sendable {
@@ -210,7 +213,8 @@ public struct HTTPResponseParser: Sendable {
     ///   - truncateBody: deliver at most `maxBodyBytes` of a longer body, then `.end`, instead of
     ///     failing with `bodyTooLarge` (to read the first N bytes of a blob and stop).
     public init(limits: Limits = Limits(), requestMethod: String = "GET", truncateBody: Bool = false) {
-        self.limits = limits
+        // Re-clamp: the fields are `var`, so a caller may have set a negative one after init.
+        self.limits = Limits(maxHeaderBytes: limits.maxHeaderBytes, maxHeaderCount: limits.maxHeaderCount, maxBodyBytes: limits.maxBodyBytes)
         self.requestMethod = requestMethod
         self.truncateBody = truncateBody
         self.isHeadRequest = requestMethod == "HEAD"
@@ -472,40 +476,51 @@ public struct HTTPResponseParser: Sendable {
         if status.status < 200 && status.status != 101 {
             return  // An interim response: the final one follows. Its bytes still count toward the limit.
         }
+        // Framing is decided before the head is delivered: a head whose framing fields are invalid
+        // is not a response (only the body limit, a local choice, fails after the head).
+        enum Framing { case none, tunnel, chunked, length(Int), untilClose }
+        let framing: Framing
+        let codings = HTTPSyntax.transferCodings(headers)
+        if status.status == 101 || (isConnectRequest && (200...299).contains(status.status)) {
+            framing = .tunnel
+        } else if isHeadRequest || status.status == 204 || status.status == 304 || status.status < 200 {
+            framing = .none
+        } else if let codings {
+            guard let last = codings.last else { throw .badTransferEncoding }
+            if last == "chunked" {
+                guard !codings.dropLast().contains("chunked") else { throw .badTransferEncoding }
+                framing = .chunked
+            } else {
+                guard !codings.contains("chunked") else { throw .badTransferEncoding }
+                framing = .untilClose
+            }
+            if headers.contains("Content-Length") { framingAllowsReuse = false }  // a smuggling smell
+        } else if let length = try HTTPSyntax.contentLength(headers) {
+            framing = length == 0 ? .none : .length(length)
+        } else {
+            framing = .untilClose
+        }
+
         let head = HTTPResponseHead(version: status.version, status: status.status, reason: status.reason, headers: headers)
         self.head = head
         sink.append(.head(head))
 
-        if status.status == 101 || (isConnectRequest && (200...299).contains(status.status)) {
+        switch framing {
+        case .tunnel:
             state = .tunnel
             sink.append(.end)
             return
-        }
-        if isHeadRequest || status.status == 204 || status.status == 304 || status.status < 200 {
+        case .none:
             endMessage(&sink)
             return
-        }
-        if let codings = HTTPSyntax.transferCodings(headers) {
-            guard let last = codings.last else { throw .badTransferEncoding }
-            if last == "chunked" {
-                guard !codings.dropLast().contains("chunked") else { throw .badTransferEncoding }
-                state = .chunkSize
-            } else {
-                guard !codings.contains("chunked") else { throw .badTransferEncoding }
-                state = .untilClose
-                framingAllowsReuse = false
-            }
-            if headers.contains("Content-Length") { framingAllowsReuse = false }  // a smuggling smell
-        } else if let length = try HTTPSyntax.contentLength(headers) {
-            if length == 0 {
-                endMessage(&sink)
-                return
-            }
-            if length > limits.maxBodyBytes && !truncateBody { throw .bodyTooLarge }
-            state = .fixedBody(remaining: length)
-        } else {
+        case .chunked:
+            state = .chunkSize
+        case .untilClose:
             state = .untilClose
             framingAllowsReuse = false
+        case .length(let length):
+            if length > limits.maxBodyBytes && !truncateBody { throw .bodyTooLarge }
+            state = .fixedBody(remaining: length)
         }
         if truncateBody && limits.maxBodyBytes == 0 { truncatedEnd(&sink) }
     }

@@ -55,7 +55,8 @@ public enum WWWAuthenticate {
             let hadSpace = cursor.skip(HTTPSyntax.isOWS) > 0
             if !cursor.atEnd, cursor.peek != comma {
                 if !hadSpace {
-                    cursor.skipPastComma()  // `Bearer"x"`: not a challenge we can read
+                    cursor.skipPastComma()  // `Bearer"x"`: a scheme glued to junk is no challenge
+                    continue
                 } else if let value = cursor.readToken68() {
                     token68 = value
                 } else {

@@ -1,0 +1,34 @@
+import Foundation
+@testable import EgressMonitor
+import EgressNet
+import EgressTestSupport
+
+/// Builds configs for tests against the lab.
+enum LabConfig {
+    static func url(_ text: String) -> EndpointURL {
+        try! EndpointURL.parse(text, defaultPorts: ["https": 443, "http": 80]).get()
+    }
+
+    static func target(_ name: String = "t", kind: TargetKind = .registry, url text: String,
+                       caFile: String? = nil, resolver: String? = nil) -> Target {
+        Target(name: name, kind: kind, url: url(text), caFile: caFile, resolver: resolver)
+    }
+
+    static func config(targets: [Target], resolvers: [ResolverConfig] = [], paths: [EgressPath] = [.direct],
+                       timeout: Double = 3, interval: Double = 30, phaseTimeouts: [Phase: Double] = [:]) -> AgentConfig {
+        AgentConfig(listen: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0), intervalSeconds: interval,
+                    timeoutSeconds: timeout, phaseTimeouts: phaseTimeouts, resolvers: [.system] + resolvers,
+                    paths: paths, targets: targets)
+    }
+
+    /// Probes one target once over `path`.
+    static func probe(_ target: Target, resolvers: [ResolverConfig] = [], path: EgressPath = .direct,
+                      timeout: Double = 3, phaseTimeouts: [Phase: Double] = [:]) async -> ProbeResult {
+        let config = config(targets: [target], resolvers: resolvers, paths: [path], timeout: timeout, phaseTimeouts: phaseTimeouts)
+        return await ProbeEngine(config: config).probe(target: target, path: path)
+    }
+
+    static var openFDs: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+}
