@@ -29,7 +29,7 @@ let package = Package(
         // The interop lab for tests: certificates, nginx, dnsmasq, docker-registry, misbehaving servers.
         .target(name: "EgressTestSupport", dependencies: ["EgressNet"], path: "Tests/EgressTestSupport"),
         .testTarget(name: "EgressNetTests", dependencies: ["EgressNet", "EgressTestSupport"]),
-        .testTarget(name: "EgressMetricsTests", dependencies: ["EgressMetrics"]),
+        .testTarget(name: "EgressMetricsTests", dependencies: ["EgressMetrics", "EgressTestSupport"]),
         .testTarget(name: "EgressMonitorTests", dependencies: ["EgressMonitor", "EgressNet", "EgressMetrics", "EgressTestSupport"]),
     ]
 )

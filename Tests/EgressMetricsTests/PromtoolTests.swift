@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import EgressMetrics
+import EgressTestSupport
 
 /// `promtool` from the Debian `prometheus` package, if it is on PATH.
 private let promtool: String? = {
@@ -14,7 +15,7 @@ private let promtool: String? = {
 struct PromtoolTests {
     // Skipped, never passed, where promtool is not installed (apt-get install prometheus).
     @Test("a populated store passes promtool's parser and linter", .enabled(if: promtool != nil, "promtool is not on PATH"))
-    func promtoolAccepts() throws {
+    func promtoolAccepts() async throws {
         let store = MetricStore(families: Fixture.all + ProcessCollector.families)
         ProcessCollector.install(into: store)
         let odd = #"we"ird\ value"# + "\nwith newline"
@@ -30,39 +31,25 @@ struct PromtoolTests {
         store.set(Fixture.reloadOK, 1)
         store.observe(Fixture.lag, 0.004)
 
-        let (status, output) = try runPromtool(input: store.renderBytes())
+        let (status, output) = try await runPromtool(input: store.renderBytes())
         #expect(status == 0, "promtool said: \(output)")
     }
 
     @Test("promtool rejects broken input, so the test above can fail", .enabled(if: promtool != nil, "promtool is not on PATH"))
-    func promtoolRejects() throws {
-        let (status, _) = try runPromtool(input: Array("# TYPE x counter\nx{a=\"b} 1\n".utf8))
+    func promtoolRejects() async throws {
+        let (status, _) = try await runPromtool(input: Array("# TYPE x counter\nx{a=\"b} 1\n".utf8))
         #expect(status != 0)
     }
 
-    /// Runs `promtool check metrics` with `input` on stdin. Input and output go through
-    /// temporary files rather than pipes, so no read or write of ours can be cut short by a
-    /// signal.
-    private func runPromtool(input: [UInt8]) throws -> (Int32, String) {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("egress-metrics-promtool-\(UInt64.random(in: 0...UInt64.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let inputURL = directory.appendingPathComponent("metrics.txt")
-        let outputURL = directory.appendingPathComponent("promtool.out")
-        try Data(input).write(to: inputURL)
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: promtool!)
-        process.arguments = ["check", "metrics"]
-        process.standardInput = try FileHandle(forReadingFrom: inputURL)
-        let output = try FileHandle(forWritingTo: outputURL)
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        process.waitUntilExit()
-        let text = try String(decoding: Data(contentsOf: outputURL), as: UTF8.self)
-        return (process.terminationStatus, text)
+    /// Runs `promtool check metrics` with `input` on stdin (from a file), on a thread of its
+    /// own (`Lab.runAsync`), so the cooperative pool is never blocked waiting for it.
+    private func runPromtool(input: [UInt8]) async throws -> (Int32, String) {
+        let directory = try Lab.makeDirectory("promtool")
+        defer { Lab.removeDirectory(directory) }
+        let inputPath = directory + "/metrics.txt"
+        try Data(input).write(to: URL(fileURLWithPath: inputPath))
+        let output = try await Lab.runAsync("sh", ["-c", "promtool check metrics < '\(inputPath)' 2>&1; echo \"exit=$?\""])
+        let status = output.split(separator: "\n").last.flatMap { $0.hasPrefix("exit=") ? Int32($0.dropFirst(5)) : nil } ?? -1
+        return (status, output)
     }
 }

@@ -10,8 +10,8 @@ import EgressTestSupport
     static let hasPeers = Lab.has("nginx") && Lab.has("dnsmasq") && Lab.has("docker-registry")
         && Lab.has("openssl") && Lab.has("curl") && Lab.has("promtool")
 
-    static func scrape(_ agent: Agent, _ path: String = "/metrics") throws -> String {
-        try Lab.run("curl", ["-sS", "--max-time", "5", "http://\(agent.server.boundAddress)\(path)"])
+    static func scrape(_ agent: Agent, _ path: String = "/metrics") async throws -> String {
+        try await Lab.runAsync("curl", ["-sS", "--max-time", "5", "http://\(agent.server.boundAddress)\(path)"])
     }
 
     /// The value of one sample line, by its exact series text.
@@ -27,7 +27,7 @@ import EgressTestSupport
         let deadline = Deadline.after(seconds: seconds)
         var text = ""
         while !deadline.hasPassed {
-            text = try scrape(agent)
+            text = try await scrape(agent)
             if condition(text) { return text }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
@@ -36,7 +36,7 @@ import EgressTestSupport
 
     @Test(.enabled(if: hasPeers, "needs docker-registry, dnsmasq, openssl, curl and promtool"))
     func agentProbesTheLabAndServesCleanMetrics() async throws {
-        let certs = try LabCertificates.shared()
+        let certs = try await LabCertificates.shared()
         let registry = try await LabRegistry.start(tls: certs.good)
         defer { registry.stop() }
         let dns = try await LabDnsmasq.start(records: [.host(name: "registry.lab.test", ips: ["127.0.0.1"])])
@@ -63,7 +63,7 @@ import EgressTestSupport
         let closedPair = #"target="closed",path="direct""#
 
         // Series exist before the first round finishes.
-        let first = try Self.scrape(agent)
+        let first = try await Self.scrape(agent)
         #expect(first.contains("egress_probe_runs_total{\(lab)}") || first.contains("egress_probe_success{\(lab)}"))
 
         let text = try await Self.waitForScrape(agent) {
@@ -89,21 +89,22 @@ import EgressTestSupport
         #expect((Self.sample(text, "egress_scheduler_lag_seconds_count") ?? 0) >= 4)
 
         // promtool reads the live scrape from curl.
-        let lint = try Lab.run("sh", ["-c", "curl -sS --max-time 5 http://\(agent.server.boundAddress)/metrics | promtool check metrics; echo exit=$?"])
+        let lint = try await Lab.runAsync("sh", ["-c", "curl -sS --max-time 5 http://\(agent.server.boundAddress)/metrics | promtool check metrics; echo exit=$?"])
         #expect(lint.hasSuffix("exit=0\n"), "promtool: \(lint)")
 
-        let headers = try Lab.run("curl", ["-sS", "-D", "-", "-o", "/dev/null", "http://\(agent.server.boundAddress)/metrics"])
+        let headers = try await Lab.runAsync("curl", ["-sS", "-D", "-", "-o", "/dev/null", "http://\(agent.server.boundAddress)/metrics"])
         #expect(headers.lowercased().contains("content-type: text/plain; version=0.0.4; charset=utf-8"))
 
-        #expect(try Self.scrape(agent, "/healthz") == "ok\n")
-        let status = try Self.scrape(agent, "/api/v1/status")
+        let health = try await Self.scrape(agent, "/healthz")
+        #expect(health == "ok\n")
+        let status = try await Self.scrape(agent, "/api/v1/status")
         let json = try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any]
         let results = json?["results"] as? [[String: Any]] ?? []
         #expect(results.map { $0["target"] as? String } == ["closed", "lab"])
         #expect(results.first?["reason"] as? String == "tcp_refused")
-        let page = try Self.scrape(agent, "/")
+        let page = try await Self.scrape(agent, "/")
         #expect(page.contains("<td>lab</td>") && page.contains("connect / tcp_refused"))
-        let missing = try Lab.run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://\(agent.server.boundAddress)/nope"])
+        let missing = try await Lab.runAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://\(agent.server.boundAddress)/nope"])
         #expect(missing == "404")
 
         await agent.stop()
@@ -135,7 +136,7 @@ import EgressTestSupport
         try #"{"interval_seconds": 1, "targets": [{"name": "a", "kind": "tcp"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
         let error = await agent.reload()
         #expect(error?.contains("targets[0].url: required for kind tcp") == true)
-        let afterBad = try Self.scrape(agent)
+        let afterBad = try await Self.scrape(agent)
         #expect(Self.sample(afterBad, "egress_config_last_reload_successful") == 0)
         #expect(Self.sample(afterBad, runsB) != nil)
 
@@ -149,7 +150,7 @@ import EgressTestSupport
         #expect(Self.sample(after, "egress_config_last_reload_successful") == 1)
 
         // The HTTP reload route answers the same way.
-        let code = try Lab.run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "http://\(agent.server.boundAddress)/-/reload"])
+        let code = try await Lab.runAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "http://\(agent.server.boundAddress)/-/reload"])
         #expect(code == "200")
         await agent.stop()
     }

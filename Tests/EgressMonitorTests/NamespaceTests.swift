@@ -14,7 +14,7 @@ import EgressTestSupport
     static let canRun = Lab.isRoot && Lab.has("unshare") && Lab.has("curl") && Lab.has("ip")
 
     @Test(.enabled(if: canRun, "needs root, unshare, ip and curl: the namespace test is SKIPPED, not passed"))
-    func embeddedDefaultInAnEmptyNetworkNamespace() throws {
+    func embeddedDefaultInAnEmptyNetworkNamespace() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no agent binary at \(Self.binary)")
         let script = """
         set -u
@@ -32,7 +32,7 @@ import EgressTestSupport
         echo "agent-exit=$?"
         cat /tmp/egress-ns-$$.log; rm -f /tmp/egress-ns-$$.log
         """
-        let output = try Lab.run("unshare", ["-n", "sh", "-c", script])
+        let output = try await Lab.runAsync("unshare", ["-n", "sh", "-c", script])
         #expect(output.contains(#"egress_probe_runs_total{target="dockerhub",path="direct"} "#), "\(output)")
         let failure = output.split(separator: "\n").first {
             $0.hasPrefix(#"egress_probe_failures_total{target="dockerhub",path="direct",phase="dns""#)

@@ -58,11 +58,17 @@ public enum Lab {
         let path = NSTemporaryDirectory() + "egress-lab-\(getpid())"
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            // Certificates and any directory a server left behind go when the test process exits.
+            atexit { Lab.removeRootDirectory() }
             return .success(path)
         } catch {
             return .failure(LabError("cannot create the lab root \(path): \(error)"))
         }
     }()
+
+    private static func removeRootDirectory() {
+        if case .success(let path) = root { removeDirectory(path) }
+    }
 
     /// Creates a fresh, empty directory for one server (`<root>/<name>-XXXXXX`).
     public static func makeDirectory(_ name: String) throws -> String {
@@ -80,8 +86,8 @@ public enum Lab {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    /// Runs `program` to completion (a short tool such as `openssl`) and returns its combined
-    /// output. Throws with that output when it exits non-zero.
+    /// Runs `program` to completion (a short tool such as `openssl` or `dig`) and returns its
+    /// combined stdout and stderr. Throws with that output when it exits non-zero.
     ///
     /// This blocks the calling thread while the tool runs: use it for tools that finish in
     /// milliseconds, never for servers (use `LabProcess`).
@@ -90,30 +96,37 @@ public enum Lab {
                            environment: [String: String] = [:],
                            currentDirectory: String? = nil) throws -> String {
         guard let executable = path(of: program) else { throw LabError("\(program) is not installed") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        var fds: [Int32] = [-1, -1]
+        // A socketpair rather than a pipe: it can be made CLOEXEC atomically (pipe2 is hidden
+        // from Swift's Glibc module).
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw LabError("socketpair: \(String(cString: strerror(errno)))")
         }
-        if let currentDirectory {
-            process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory)
+        let child: ChildProcess
+        do {
+            defer { Glibc.close(fds[1]) }
+            child = try ChildProcess(executable: executable, arguments: arguments,
+                                     environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                                     directory: currentDirectory, outputFD: fds[1])
+        } catch {
+            Glibc.close(fds[0])
+            throw error
         }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw LabError("cannot run \(program): \(error)")
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
+            if n > 0 { output += buffer[..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            break
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            throw LabError("\(program) \(arguments.joined(separator: " ")) failed "
-                + "(status \(process.terminationStatus)):\n\(output)")
+        Glibc.close(fds[0])
+        let exit = child.waitUntilExit()
+        let text = String(decoding: output, as: UTF8.self)
+        guard exit == .status(0) else {
+            throw LabError("\(program) \(arguments.joined(separator: " ")) failed (\(exit)):\n\(text)")
         }
-        return output
+        return text
     }
 }
 
@@ -142,5 +155,44 @@ public enum FreePort {
             // Binding 127.0.0.1:0 cannot fail on a working host; a test cannot go on without it.
             fatalError("cannot bind 127.0.0.1:0: \(error)")
         }
+    }
+}
+
+extension Lab {
+    /// `run`, on a thread of its own: the caller's task waits without holding one of the few
+    /// threads of Swift's cooperative pool (two on these machines). A test that blocks the pool
+    /// delays every other test's timers and socket wake-ups, and turns timing checks into noise.
+    @discardableResult
+    public static func runAsync(_ program: String, _ arguments: [String],
+                                environment: [String: String] = [:]) async throws -> String {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<String, any Error>) in
+            let thread = Thread {
+                do { c.resume(returning: try run(program, arguments, environment: environment)) } catch { c.resume(throwing: error) }
+            }
+            thread.start()
+        }
+    }
+
+    /// TCP sockets of this process connected to 127.0.0.1:`port` (read from /proc): what a
+    /// leak check counts, unaffected by other tests' descriptors.
+    public static func openConnections(toPort port: UInt16) -> Int {
+        var inodes: Set<String> = []
+        let fdDir = "/proc/self/fd"
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: fdDir + "/" + fd),
+               target.hasPrefix("socket:["), target.hasSuffix("]") {
+                inodes.insert(String(target.dropFirst(8).dropLast()))
+            }
+        }
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        let wanted = String(format: "%04X", port)
+        var count = 0
+        for line in table.split(separator: "\n").dropFirst() {
+            let cols = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard cols.count > 9 else { continue }
+            let remote = cols[2].split(separator: ":")
+            if remote.count == 2, remote[1] == wanted, inodes.contains(String(cols[9])) { count += 1 }
+        }
+        return count
     }
 }

@@ -67,9 +67,12 @@ public struct LabCertificates: Sendable {
     /// The host names and addresses `good`, `expired` and `selfSigned` are issued for.
     public static let labNames = ["DNS:registry.lab.test", "DNS:localhost", "IP:127.0.0.1", "IP:::1"]
 
-    /// The certificates for this test process, made on first use in a temp directory.
-    public static func shared() throws -> LabCertificates {
-        try sharedResult.get()
+    /// The certificates for this test process, made on first use in a temp directory — on a
+    /// thread of its own, so the openssl runs never hold the cooperative pool's threads.
+    public static func shared() async throws -> LabCertificates {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<LabCertificates, any Error>) in
+            Thread { c.resume(with: sharedResult.mapError { $0 as any Error }) }.start()
+        }
     }
 
     private static let sharedResult: Result<LabCertificates, LabError> = {

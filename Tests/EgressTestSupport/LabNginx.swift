@@ -24,6 +24,10 @@ public struct NginxLocation: Sendable {
     public var headers: [(name: String, value: String)]
     /// Raw nginx directives added inside the location, each without its trailing `;`.
     public var directives: [String]
+    /// Bytes served as a static file (`200`, with Content-Length, ETag and range support),
+    /// instead of a `return`: for bodies larger than nginx's 4 KB limit on a config string,
+    /// such as blobs.
+    public var fileContents: [UInt8]?
 
     public init(_ path: String, match: Match = .exact, status: Int?, body: String? = nil,
                 headers: [(name: String, value: String)] = [], directives: [String] = []) {
@@ -33,6 +37,18 @@ public struct NginxLocation: Sendable {
         self.body = body
         self.headers = headers
         self.directives = directives
+    }
+
+    /// `contents` served as a static file at exactly `path`, with `headers` (a `Content-Type`
+    /// entry sets its type; without one it is application/octet-stream).
+    public static func file(_ path: String, contents: [UInt8],
+                            headers: [(name: String, value: String)] = []) -> NginxLocation {
+        var location = NginxLocation(path, status: nil, headers: headers)
+        if !headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+            location.headers.append(("Content-Type", "application/octet-stream"))
+        }
+        location.fileContents = contents
+        return location
     }
 
     /// A distribution registry's `/v2/`: `200 {}` with `Docker-Distribution-API-Version`.
@@ -105,10 +121,17 @@ public final class LabNginx: Sendable {
         try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
         let config = renderConfig(servers: servers, directory: directory)
         try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        for (s, server) in servers.enumerated() {
+            for (l, location) in server.locations.enumerated() {
+                guard let contents = location.fileContents else { continue }
+                try FileManager.default.createDirectory(atPath: directory + "/files", withIntermediateDirectories: true)
+                try Data(contents).write(to: URL(fileURLWithPath: fileName(directory: directory, server: s, location: l)))
+            }
+        }
         let process = try LabProcess("nginx", arguments: [
             "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
             "-g", "daemon off; pid \(directory)/nginx.pid;",
-        ], directory: directory, name: "nginx")
+        ], directory: directory, name: "nginx", otherLogFiles: [directory + "/error.log"])
         let nginx = LabNginx(servers: servers, directory: directory, process: process)
         for server in servers {
             try await process.waitForTCPPort(server.port, timeout: timeout)
@@ -137,13 +160,8 @@ public final class LabNginx: Sendable {
     /// Stops nginx (SIGTERM, then SIGKILL) and waits for it to exit.
     public func stop() { process.stop() }
 
-    /// The last lines of nginx's error log and of its stderr.
-    public func logTail(lines: Int = 20) -> String {
-        let errorLog = FileManager.default.contents(atPath: directory + "/error.log")
-            .map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let tail = errorLog.split(separator: "\n").suffix(lines).joined(separator: "\n")
-        return "--- error.log ---\n\(tail)\n" + process.logTail(lines: lines)
-    }
+    /// The last lines of nginx's stderr and of its error log.
+    public func logTail(lines: Int = 20) -> String { process.logTail(lines: lines) }
 
     // MARK: config
 
@@ -167,7 +185,7 @@ public final class LabNginx: Sendable {
             // nginx strings have no escape for `$`; "${dollar}" expands to a literal one.
             "    geo $dollar { default \"$\"; }",
         ]
-        for server in servers {
+        for (serverIndex, server) in servers.enumerated() {
             lines.append("    server {")
             if let tls = server.tls {
                 lines.append("        listen \(Lab.loopback):\(server.port) ssl;")
@@ -182,7 +200,7 @@ public final class LabNginx: Sendable {
             // A directory that does not exist: an unmatched URI answers 404.
             lines.append("        root \(directory)/no-such-docroot;")
             for directive in server.directives { lines.append("        \(directive);") }
-            for location in server.locations {
+            for (locationIndex, location) in server.locations.enumerated() {
                 let match = location.match == .exact ? "= " : ""
                 lines.append("        location \(match)\(location.path) {")
                 for (name, value) in location.headers {
@@ -193,6 +211,9 @@ public final class LabNginx: Sendable {
                     }
                 }
                 for directive in location.directives { lines.append("            \(directive);") }
+                if location.fileContents != nil {
+                    lines.append("            alias \(fileName(directory: directory, server: serverIndex, location: locationIndex));")
+                }
                 if let status = location.status {
                     if let body = location.body {
                         lines.append("            return \(status) \(quoted(body));")
@@ -206,6 +227,11 @@ public final class LabNginx: Sendable {
         }
         lines.append("}")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Where a location's `fileContents` are written.
+    static func fileName(directory: String, server: Int, location: Int) -> String {
+        "\(directory)/files/\(server)-\(location)"
     }
 
     /// An nginx double-quoted string whose content is taken literally.

@@ -70,18 +70,16 @@ public final class LabTCPServer: Sendable {
                 } catch {
                     return  // cancelled or closed by stop()
                 }
-                let handler = Task { await Self.serve(connection, behaviour: behaviour, state: state) }
+                // Counted and kept before its handler starts, so a client that sees the
+                // handler's answer (or its close) also sees the count.
                 let kept = state.contents.withLock { c -> Bool in
                     if c.stopped { return false }
                     c.accepted += 1
                     c.connections.append(connection)
-                    c.tasks.append(handler)
+                    c.tasks.append(Task { await Self.serve(connection, behaviour: behaviour, state: state) })
                     return true
                 }
-                if !kept {
-                    handler.cancel()
-                    connection.close()
-                }
+                if !kept { connection.close() }
             }
         }
         state.contents.withLock { $0.tasks.append(acceptLoop) }
@@ -95,6 +93,26 @@ public final class LabTCPServer: Sendable {
     /// The first bytes read on each connection that was read from, in the order they arrived
     /// (e.g. to check that a ClientHello — first byte 0x16 — really came before the reset).
     public var firstReads: [[UInt8]] { state.contents.withLock { $0.firstReads } }
+
+    /// Waits up to `timeout` seconds until `count` connections were accepted; the count then.
+    /// (The server accepts and reads on its own tasks, which may run after the client is done.)
+    @discardableResult
+    public func waitForConnections(_ count: Int, timeout: Double = 5) async -> Int {
+        let deadline = Deadline.after(seconds: timeout)
+        while acceptedCount < count && !deadline.hasPassed {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        return acceptedCount
+    }
+
+    /// Waits up to `timeout` seconds until `count` connections were read from; `firstReads` then.
+    public func waitForFirstReads(_ count: Int, timeout: Double = 5) async -> [[UInt8]] {
+        let deadline = Deadline.after(seconds: timeout)
+        while firstReads.count < count && !deadline.hasPassed {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        return firstReads
+    }
 
     /// Stops accepting, cancels the handlers and closes every socket. Later calls do nothing.
     public func stop() {
