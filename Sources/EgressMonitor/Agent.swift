@@ -4,16 +4,18 @@ import Synchronization
 
 /// Where the agent's config comes from: a file, or the embedded default (Docker Hub plus the
 /// mirrors of Docker's daemon.json).
-public enum ConfigSource: Sendable, Equatable {
+public enum ConfigSource: Sendable {
     case file(String)
-    case embedded(daemonJSONPath: String)
+    case embedded
 
-    public func load() throws(ConfigError) -> AgentConfig {
+    /// Loads the config and adds what discovery finds (as the config's `discovery` allows).
+    public func load(sources: DiscoverySources = DiscoverySources()) throws(ConfigError) -> AgentConfig {
         switch self {
         case .file(let path):
-            return try ConfigLoader.load(path: path)
-        case .embedded(let daemonJSON):
-            return DefaultConfig.make(daemonJSONPath: daemonJSON) { Log.warn($0) }
+            let config = try ConfigLoader.load(path: path)
+            return Discovery(sources: sources, warn: { Log.warn($0) }).apply(config.discovery, to: config)
+        case .embedded:
+            return DefaultConfig.make(sources: sources) { Log.warn($0) }
         }
     }
 
@@ -40,6 +42,8 @@ public final class Agent: Sendable {
     private let source: ConfigSource
     private let current: Mutex<AgentConfig>
     private let resolution = NameResolution()
+    /// Unix time the agent started, for its uptime on the status page.
+    private let startedAt = wallClockSeconds()
 
     /// Loads the config, binds the listener (the `listen` override wins over the config's),
     /// and starts probing and serving.
@@ -62,7 +66,7 @@ public final class Agent: Sendable {
         let box = ReloadBox()
         do {
             self.server = try HTTPServer(listenOn: listen) { request in
-                await Routes(results: results, reload: { await box.agent?.reload() }).handle(request)
+                await Routes(results: results, reload: { await box.agent?.reload() }, agent: { box.agent?.status }).handle(request)
             }
         } catch {
             throw AgentStartError.listen(listen, error)
@@ -75,6 +79,11 @@ public final class Agent: Sendable {
     }
 
     public var config: AgentConfig { current.withLock { $0 } }
+
+    /// The agent's own state, as the status page and `/api/v1/status` show it.
+    public var status: AgentStatus {
+        AgentStatus(configSource: source.description, startedAt: startedAt, config: config, metrics: results.metrics)
+    }
 
     /// Reads the config again. On error the running config stays, the error is logged with its
     /// field paths and `egress_config_last_reload_successful` becomes 0. Returns the error text.

@@ -7,30 +7,120 @@ import EgressNet
 
 // egress-monitor: arguments, signals, wiring. Everything testable lives in EgressMonitor.
 
-let usage = """
-usage: egress-monitor [--config FILE] [--listen HOST:PORT] [--log-level debug|info|warn|error]
-       egress-monitor check [--config FILE] [--json] [--target NAME] [--path NAME]
-       egress-monitor validate --config FILE
-       egress-monitor --version | --help
+/// The commands, each with its own usage (printed by `--help`, and on a usage error).
+enum Command: String, CaseIterable {
+    case run, check, validate, suggest
 
-Probes Docker Hub and registry mirrors over every egress path, phase by phase, and serves
-Prometheus metrics on /metrics (default listen 0.0.0.0:9469). With no --config it probes Docker
-Hub plus the registry-mirrors of /etc/docker/daemon.json over the direct path.
-"""
+    var usage: String {
+        switch self {
+        case .run: return """
+            usage: egress-monitor [--config FILE] [--listen HOST:PORT] [--log-level LEVEL]
+                   egress-monitor check [--config FILE] [--json] [--target NAME] [--path NAME]
+                   egress-monitor validate [--config FILE]
+                   egress-monitor suggest [--config FILE]
+                   egress-monitor --version | --help | COMMAND --help
 
+            Probes Docker Hub and registry mirrors over every egress path, phase by phase (dns,
+            connect, proxy, tls, http, ...), and tells which way out works, how well, and why the
+            others fail.
+
+            commands:
+              (none)     run the agent: probe on a schedule; serve /metrics, the status page on /,
+                         and /api/v1/status
+              check      one round now: a table of target × path, why failures failed, the path to use
+              validate   check a config: every error with its JSON path, or what it would probe
+              suggest    one round, then print the daemon.json mirrors and proxy drop-in for Docker
+
+            options of the agent:
+              -c, --config FILE      the config (JSON). Without it: Docker Hub, plus the mirrors and
+                                     proxies Docker is set up with, over the direct path
+                  --listen HOST:PORT where to serve HTTP (default: the config's, 0.0.0.0:9469)
+                  --log-level LEVEL  debug, info, warn or error (logfmt on stderr; default info)
+              -h, --help             this text; COMMAND --help for a command's
+                  --version          the version
+
+            SIGHUP or POST /-/reload reloads the config; SIGTERM or SIGINT stops the agent.
+            """
+        case .check: return """
+            usage: egress-monitor check [--config FILE] [--json] [--target NAME] [--path NAME]
+
+            Runs one round of probes now and prints a table of target × path: each phase's time and
+            the result; for each failure, its phase and reason in words and what to try; then the
+            path to use for each target.
+
+              -c, --config FILE   the config (default: Docker Hub plus the mirrors and proxies
+                                  Docker is set up with)
+                  --json          JSON instead of the table:
+                                  {"results": [...], "recommendations": {"TARGET": "PATH"}}
+                  --target NAME   probe only this target
+                  --path NAME     probe only over this path
+                  --log-level L   debug, info, warn or error (on stderr; default info)
+              -h, --help          this text
+
+            Progress and colour only on a terminal; NO_COLOR set turns colour off.
+            Exit status: 0 every target is reachable on some path, 1 one is not, 2 a usage or
+            config error.
+            """
+        case .validate: return """
+            usage: egress-monitor validate [--config FILE]
+
+            Checks a config without probing anything. Prints every error at once, each with the
+            JSON path of its field (targets[0].url: required for kind registry), exit status 1;
+            or what would be probed, targets × paths, discovered mirrors and proxies marked,
+            exit status 0. Without --config it shows the embedded default.
+
+              -c, --config FILE   the config to check
+                  --log-level L   debug, info, warn or error (on stderr; default info)
+              -h, --help          this text
+
+            Exit status: 0 valid, 1 invalid, 2 a usage error.
+            """
+        case .suggest: return """
+            usage: egress-monitor suggest [--config FILE]
+
+            Runs one round, then prints (never writes) what to change in Docker's setup:
+            - a daemon.json "registry-mirrors" list of the mirrors that answered, healthiest and
+              fastest first;
+            - where Docker Hub fails directly but works through a proxy path, the systemd drop-in
+              that sends Docker through that proxy (its password left for you to fill in).
+
+              -c, --config FILE   the config (default: Docker Hub plus the mirrors and proxies
+                                  Docker is set up with)
+                  --log-level L   debug, info, warn or error (on stderr; default info)
+              -h, --help          this text
+
+            Exit status: 0 Docker can pull some way (Docker Hub or a mirror answers), 1 nothing
+            answered, 2 a usage or config error.
+            """
+        }
+    }
+}
+
+func writeAll(_ fd: Int32, _ s: String) {
+    var bytes = Array(s.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return }
+        bytes = bytes.dropFirst(n)
+    }
+}
+
+func printOut(_ s: String) { writeAll(1, s) }
+
+/// Prints `message` on stderr and exits; status 2 is a usage or config error.
 func fail(_ message: String, status: Int32 = 2) -> Never {
-    var line = Array("egress-monitor: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    writeAll(2, "egress-monitor: \(message)\n")
     exit(status)
 }
 
-func printOut(_ s: String) {
-    var bytes = Array(s.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+/// A usage error: the message, then the command's usage, on stderr; exit status 2.
+func usageError(_ message: String, _ command: Command) -> Never {
+    fail("\(message)\n\n\(command.usage)")
 }
 
 struct Arguments {
-    var command = "run"
+    var command = Command.run
     var config: String?
     var listen: SocketAddress?
     var json = false
@@ -40,52 +130,88 @@ struct Arguments {
 
     init(_ argv: [String]) {
         var args = argv[...]
-        if let first = args.first, ["run", "check", "validate"].contains(first) {
-            command = first
+        if let first = args.first, !first.hasPrefix("-") {
+            if first == "help" {
+                let topic = args.dropFirst().first.flatMap(Command.init(rawValue:)) ?? .run
+                printOut(topic.usage + "\n")
+                exit(0)
+            }
+            guard let command = Command(rawValue: first) else {
+                usageError("unknown command \"\(first)\" (commands: check, validate, suggest)", .run)
+            }
+            self.command = command
             args = args.dropFirst()
         }
-        func value(_ flag: String) -> String {
-            guard let v = args.popFirst() else { fail("\(flag) needs a value\n\(usage)") }
-            return v
-        }
-        while let arg = args.popFirst() {
-            switch arg {
-            case "--help", "-h":
-                printOut(usage + "\n")
+        var seen: Set<String> = []
+        while let raw = args.popFirst() {
+            // --flag=value is the same as --flag value.
+            var arg = raw
+            var inlineValue: String?
+            if raw.hasPrefix("--"), let eq = raw.firstIndex(of: "=") {
+                arg = String(raw[..<eq])
+                inlineValue = String(raw[raw.index(after: eq)...])
+            }
+            func value() -> String {
+                if let inlineValue { return inlineValue }
+                guard let v = args.popFirst(), !v.hasPrefix("--") else { usageError("\(arg) needs a value", command) }
+                return v
+            }
+            func once(_ name: String) {
+                guard seen.insert(name).inserted else { usageError("\(name) is given twice", command) }
+            }
+            func flagOnly() {
+                if inlineValue != nil { usageError("\(arg) takes no value", command) }
+            }
+            switch (arg, command) {
+            case ("--help", _), ("-h", _):
+                flagOnly()
+                printOut(command.usage + "\n")
                 exit(0)
-            case "--version":
+            case ("--version", _):
+                flagOnly()
                 printOut("egress-monitor \(EgressMonitorVersion.current)\n")
                 exit(0)
-            case "--config", "-c":
-                config = value(arg)
-            case "--listen":
-                let text = value(arg)
-                guard let a = SocketAddress(parsing: text, defaultPort: nil) ?? (text.hasPrefix(":") ? UInt16(text.dropFirst()).map { SocketAddress(ip: IPAddress("0.0.0.0")!, port: $0) } : nil) else {
-                    fail("--listen: \"\(text)\" is not HOST:PORT with an IP address host (e.g. 127.0.0.1:9469)")
-                }
-                listen = a
-            case "--log-level":
-                switch value(arg) {
+            case ("--config", _), ("-c", _):
+                once("--config")
+                config = value()
+            case ("--log-level", _):
+                once("--log-level")
+                switch value() {
                 case "debug": logLevel = .debug
                 case "info": logLevel = .info
                 case "warn": logLevel = .warn
                 case "error": logLevel = .error
-                case let other: fail("--log-level: \"\(other)\" is not one of debug, info, warn, error")
+                case let other: usageError("--log-level: \"\(other)\" is not one of debug, info, warn, error", command)
                 }
-            case "--json" where command == "check":
+            case ("--listen", .run):
+                once("--listen")
+                let text = value()
+                guard let a = SocketAddress(parsing: text, defaultPort: nil)
+                        ?? (text.hasPrefix(":") ? UInt16(text.dropFirst()).map { SocketAddress(ip: IPAddress("0.0.0.0")!, port: $0) } : nil) else {
+                    usageError("--listen: \"\(text)\" is not HOST:PORT with an IP address host (e.g. 127.0.0.1:9469)", command)
+                }
+                listen = a
+            case ("--json", .check):
+                flagOnly()
                 json = true
-            case "--target" where command == "check":
-                target = value(arg)
-            case "--path" where command == "check":
-                path = value(arg)
+            case ("--target", .check):
+                once("--target")
+                target = value()
+            case ("--path", .check):
+                once("--path")
+                path = value()
             default:
-                fail("unknown argument \"\(arg)\" for \(command)\n\(usage)")
+                if !arg.hasPrefix("-") {
+                    usageError("unexpected argument \"\(raw)\"", command)
+                }
+                let forWhat = command == .run ? "the agent" : command.rawValue
+                usageError("unknown option \"\(arg)\" for \(forWhat)", command)
             }
         }
     }
 
     var source: ConfigSource {
-        config.map { .file($0) } ?? .embedded(daemonJSONPath: "/etc/docker/daemon.json")
+        config.map { .file($0) } ?? .embedded
     }
 }
 
@@ -124,37 +250,64 @@ func raiseFileLimit() {
     }
 }
 
+/// One round of `options`' pairs, with a progress line while it runs when `style` allows.
+func probeRound(_ config: AgentConfig, _ options: CheckCommand.Options, style: TerminalStyle) async -> [ProbeResult] {
+    raiseFileLimit()
+    let total = CheckCommand.pairs(config, options: options).count
+    if style.progress { printOut("probing \(total) pair\(total == 1 ? "" : "s")…") }
+    let results = await CheckCommand.runRound(config, options: options) { done, total, last in
+        if style.progress { printOut(CheckCommand.progressLine(done: done, total: total, last: last, style: style)) }
+    }
+    if style.progress { printOut(style.clearLine) }
+    return results
+}
+
 switch arguments.command {
-case "validate":
-    guard let path = arguments.config else { fail("validate needs --config FILE\n\(usage)") }
+case .validate:
+    let source = arguments.source
+    let config: AgentConfig
     do {
-        let config = try ConfigLoader.load(path: path)
-        printOut("\(path): valid; \(config.targets.count) targets × \(config.paths.count) paths = \(config.pairs.count) probes every \(Int(config.intervalSeconds))s\n")
-        exit(0)
+        config = try source.load()
     } catch {
-        printOut(error.issues.map { "\(path): \($0)" }.joined(separator: "\n") + "\n")
+        writeAll(2, ValidateCommand.errors(error, source: source.description))
         exit(1)
     }
+    printOut(ValidateCommand.summary(config, source: source.description))
+    exit(0)
 
-case "check":
+case .check:
     let config = loadConfigOrExit(arguments.source)
     var options = CheckCommand.Options()
     options.json = arguments.json
     options.target = arguments.target
     options.path = arguments.path
-    if let t = options.target, !config.targets.contains(where: { $0.name == t }) { fail("--target: no target named \"\(t)\"") }
-    if let p = options.path, !config.paths.contains(where: { $0.name == p }) { fail("--path: no path named \"\(p)\"") }
-    raiseFileLimit()
-    let results = await CheckCommand.runRound(config, options: options)
+    if let t = options.target, !config.targets.contains(where: { $0.name == t }) {
+        fail("--target: no target named \"\(t)\" (targets: \(config.targets.map(\.name).joined(separator: ", ")))")
+    }
+    if let p = options.path, !config.paths.contains(where: { $0.name == p }) {
+        fail("--path: no path named \"\(p)\" (paths: \(config.paths.map(\.name).joined(separator: ", ")))")
+    }
+    if CheckCommand.pairs(config, options: options).isEmpty {
+        fail("target \"\(options.target ?? "")\" is not probed over path \"\(options.path ?? "")\" (its paths narrow it)")
+    }
+    let style = options.json ? .plain : TerminalStyle.detect(fd: 1)
+    let results = await probeRound(config, options, style: style)
     if options.json {
-        var bytes = CheckCommand.json(results)
-        _ = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+        printOut(String(decoding: CheckCommand.json(results), as: UTF8.self))
     } else {
-        printOut(CheckCommand.table(results))
+        printOut(CheckCommand.table(results, style: style))
     }
     exit(CheckCommand.exitStatus(results))
 
-default:
+case .suggest:
+    let config = loadConfigOrExit(arguments.source)
+    let style = TerminalStyle.detect(fd: 1)
+    let results = await probeRound(config, CheckCommand.Options(), style: style)
+    let suggestion = SuggestCommand.analyse(config, results)
+    printOut(SuggestCommand.render(suggestion, style: style))
+    exit(SuggestCommand.exitStatus(suggestion))
+
+case .run:
     raiseFileLimit()
     // Signals arrive on a dispatch queue, never as async-signal handlers.
     for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }

@@ -74,7 +74,9 @@ import EgressNet
         (#"{"targets": [{"name": "x", "kind": "dockerhub", "colour": "red"}]}"#,
          ["targets[0].colour: unknown field (expected one of: name, kind, url, ca_file, resolver, image, images, paths)"]),
         (#"{"interval": 30, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets)"]),
+         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery)"]),
+        (#"{"discovery": {"env": false}, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["discovery.env: unknown field (expected one of: environment, daemon_json, systemd_dropins, hosts_toml)"]),
         (#"{"paths": [{"name": "p", "proxy": "ftp://u:secret@proxy:21"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"paths[0].proxy: scheme "ftp" is not one of http, https, socks5, socks5h"#]),
         (#"{"paths": [{"name": "p", "proxy": "http://u:secret@proxy:99999"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
@@ -174,19 +176,23 @@ import EgressNet
         try #"{"registry-mirrors": ["https://docker.m.daocloud.io", "https://mirror.ccs.tencentyun.com", "ftp://bad", 7], "log-driver": "json-file"}"#
             .write(toFile: daemon, atomically: true, encoding: .utf8)
         var warnings: [String] = []
-        let config = DefaultConfig.make(daemonJSONPath: daemon) { warnings.append($0) }
+        func sources(_ daemonJSON: String) -> DiscoverySources {
+            DiscoverySources(environment: [:], daemonJSONPath: daemonJSON, dropInDirectory: dir + "/none",
+                             hostsTOMLPaths: [])
+        }
+        let config = DefaultConfig.make(sources: sources(daemon)) { warnings.append($0) }
         #expect(config.targets.map(\.name) == ["dockerhub", "mirror-docker.m.daocloud.io", "mirror-mirror.ccs.tencentyun.com"])
         #expect(config.targets[1].kind == .mirror)
         #expect(config.targets[1].discoveredFrom == daemon)
         #expect(config.paths == [.direct])
         #expect(warnings.count == 2)
 
-        let missing = DefaultConfig.make(daemonJSONPath: dir + "/none.json") { warnings.append($0) }
+        let missing = DefaultConfig.make(sources: sources(dir + "/none.json")) { warnings.append($0) }
         #expect(missing.targets.map(\.name) == ["dockerhub"])
 
         try "{not json".write(toFile: daemon, atomically: true, encoding: .utf8)
         var broken: [String] = []
-        let fallback = DefaultConfig.make(daemonJSONPath: daemon) { broken.append($0) }
+        let fallback = DefaultConfig.make(sources: sources(daemon)) { broken.append($0) }
         #expect(fallback.targets.map(\.name) == ["dockerhub"])
         #expect(broken.count == 1 && broken[0].contains(daemon))
     }

@@ -51,7 +51,8 @@ import Testing
         }
         let elapsed = MonotonicClock.seconds(since: start)
         #expect(elapsed >= 0.2)
-        #expect(elapsed < 1.5, "the wait ended \(elapsed)s after a 0.2s deadline")
+        // Bounded, not exact: the suite shares the cooperative pool with CPU-bound tests.
+        #expect(elapsed < 2.5, "the wait ended \(elapsed)s after a 0.2s deadline")
     }
 
     @Test func manyConcurrentWaitersEachEndOnTheirOwnDeadline() async throws {

@@ -16,10 +16,13 @@ public struct AgentConfig: Sendable, Equatable {
     public var resolvers: [ResolverConfig]
     public var paths: [EgressPath]
     public var targets: [Target]
+    /// Which sources of proxies and mirrors are read at load (all, by default).
+    public var discovery: DiscoverySettings
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,
-                resolvers: [ResolverConfig], paths: [EgressPath], targets: [Target]) {
+                resolvers: [ResolverConfig], paths: [EgressPath], targets: [Target],
+                discovery: DiscoverySettings = .none) {
         self.listen = listen
         self.intervalSeconds = intervalSeconds
         self.timeoutSeconds = timeoutSeconds
@@ -28,6 +31,7 @@ public struct AgentConfig: Sendable, Equatable {
         self.resolvers = resolvers
         self.paths = paths
         self.targets = targets
+        self.discovery = discovery
     }
 
     /// The timeout of `phase`: its own if configured, never longer than the overall one.

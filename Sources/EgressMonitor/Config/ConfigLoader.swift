@@ -113,7 +113,8 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery"]
+    static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
         guard let top = object(json, at: "", fields: Self.topFields) else { return nil }
@@ -179,10 +180,24 @@ struct Validator {
         } else {
             fail("targets", "required")
         }
+        let discovery = discoverySettings(top["discovery"])
         guard issues.isEmpty else { return nil }
         return AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                            phaseTimeouts: phaseTimeouts, concurrency: concurrency,
-                           resolvers: resolvers, paths: paths, targets: targets)
+                           resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
+    }
+
+    /// `"discovery": true | false | {"environment": false, ...}`; every source on by default.
+    mutating func discoverySettings(_ value: JSONValue?) -> DiscoverySettings {
+        guard let value else { return DiscoverySettings() }
+        if case .bool(let on) = value { return on ? DiscoverySettings() : .none }
+        guard let dict = object(value, at: "discovery", fields: Self.discoveryFields) else { return DiscoverySettings() }
+        var s = DiscoverySettings()
+        s.environment = bool(dict, "environment", at: "discovery") ?? true
+        s.daemonJSON = bool(dict, "daemon_json", at: "discovery") ?? true
+        s.systemdDropIns = bool(dict, "systemd_dropins", at: "discovery") ?? true
+        s.hostsTOML = bool(dict, "hosts_toml", at: "discovery") ?? true
+        return s
     }
 
     /// "0.0.0.0:9469", "[::]:9469", "127.0.0.1:9469", ":9469" (all IPv4 addresses), "localhost:9469".

@@ -4,17 +4,20 @@ import EgressNet
 /// The config the agent runs with when given none: Docker Hub, plus every `registry-mirrors`
 /// entry of Docker's daemon.json, over the direct path, asking the system resolver.
 public enum DefaultConfig {
-    public static func make(daemonJSONPath: String = "/etc/docker/daemon.json",
-                            warn: (String) -> Void = { _ in }) -> AgentConfig {
-        var targets = [Target(
-            name: "dockerhub", kind: .dockerhub,
-            url: try! EndpointURL.parse(ConfigDefaults.dockerHubRegistry, defaultPorts: ["https": 443]).get(),
-            images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()]
-        )]
-        targets += DockerDaemonConfig.mirrors(path: daemonJSONPath, warn: warn)
-        return AgentConfig(listen: ConfigDefaults.listen, intervalSeconds: ConfigDefaults.intervalSeconds,
-                           timeoutSeconds: ConfigDefaults.timeoutSeconds, resolvers: [.system],
-                           paths: [.direct], targets: targets)
+    /// Docker Hub over the direct path, plus whatever discovery finds: mirrors from daemon.json
+    /// and hosts.toml, proxies from the environment, daemon.json and Docker's systemd drop-ins.
+    public static func make(sources: DiscoverySources = DiscoverySources(),
+                            warn: @escaping (String) -> Void = { _ in }) -> AgentConfig {
+        let base = AgentConfig(
+            listen: ConfigDefaults.listen, intervalSeconds: ConfigDefaults.intervalSeconds,
+            timeoutSeconds: ConfigDefaults.timeoutSeconds, resolvers: [.system], paths: [.direct],
+            targets: [Target(
+                name: "dockerhub", kind: .dockerhub,
+                url: try! EndpointURL.parse(ConfigDefaults.dockerHubRegistry, defaultPorts: ["https": 443]).get(),
+                images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()]
+            )],
+            discovery: DiscoverySettings())
+        return Discovery(sources: sources, warn: warn).apply(base.discovery, to: base)
     }
 }
 

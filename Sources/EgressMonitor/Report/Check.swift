@@ -1,7 +1,8 @@
 import EgressNet
 
 /// `egress-monitor check`: one round of every pair, printed as a table (or JSON), with the
-/// recommended path per target. Exit status 0 when every target is reachable on some path.
+/// failing phase and reason in words, a hint per failure, and the recommended path per target.
+/// Exit status 0 when every target is reachable on some path, 1 when one is not.
 public enum CheckCommand {
     public struct Options: Sendable {
         public var json = false
@@ -10,11 +11,18 @@ public enum CheckCommand {
         public init() {}
     }
 
-    /// Runs one round and returns the results in config order.
-    public static func runRound(_ config: AgentConfig, options: Options) async -> [ProbeResult] {
-        let pairs = config.pairs.filter { p in
+    /// The pairs a round probes: the config's, narrowed by `--target` and `--path`.
+    public static func pairs(_ config: AgentConfig, options: Options) -> [(target: Target, path: EgressPath)] {
+        config.pairs.filter { p in
             (options.target == nil || p.target.name == options.target) && (options.path == nil || p.path.name == options.path)
         }
+    }
+
+    /// Runs one round and returns the results in config order. `progress` is called as each
+    /// probe ends, with the number ended so far, the number in the round and the result.
+    public static func runRound(_ config: AgentConfig, options: Options,
+                                progress: (_ done: Int, _ total: Int, _ result: ProbeResult) -> Void = { _, _, _ in }) async -> [ProbeResult] {
+        let pairs = pairs(config, options: options)
         let engine = ProbeEngine(config: config)
         let slots = ProbeSlots(limit: config.concurrency)
         return await withTaskGroup(of: (Int, ProbeResult).self) { group in
@@ -26,7 +34,10 @@ public enum CheckCommand {
                 }
             }
             var out: [(Int, ProbeResult)] = []
-            for await r in group { out.append(r) }
+            for await r in group {
+                out.append(r)
+                progress(out.count, pairs.count, r.1)
+            }
             return out.sorted { $0.0 < $1.0 }.map(\.1)
         }
     }
@@ -41,33 +52,6 @@ public enum CheckCommand {
         return best.mapValues(\.path)
     }
 
-    /// The table a person reads.
-    public static func table(_ results: [ProbeResult]) -> String {
-        let phaseColumns = Phase.allCases.filter { p in results.contains { $0.phases[p] != nil } }
-        var rows: [[String]] = [["TARGET", "PATH"] + phaseColumns.map { $0.rawValue.uppercased() } + ["RESULT"]]
-        for r in results {
-            let cells = phaseColumns.map { p in r.phases[p].map(StatusPage.ms) ?? "-" }
-            let outcome = r.failure.map { "FAIL \($0.phase.rawValue)/\($0.reason.rawValue): \($0.detail)" } ?? "ok"
-            rows.append([r.target, r.path] + cells + [outcome])
-        }
-        let widths = (0..<rows[0].count - 1).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        var out = ""
-        for row in rows {
-            var line = ""
-            for (c, cell) in row.enumerated() {
-                line += c < widths.count ? cell.padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0) : cell
-            }
-            out += line + "\n"
-        }
-        let recs = recommendations(results)
-        let targets = results.map(\.target).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        out += "\n"
-        for t in targets {
-            out += recs[t].map { "\(t): use path \($0)\n" } ?? "\(t): unreachable on every path probed\n"
-        }
-        return out
-    }
-
     /// 0 when every target probed is reachable on at least one path, else 1.
     public static func exitStatus(_ results: [ProbeResult]) -> Int32 {
         let targets = Set(results.map(\.target))
@@ -75,21 +59,99 @@ public enum CheckCommand {
         return targets.isSubset(of: reachable) ? 0 : 1
     }
 
+    /// `check --json`: `{"results": [...], "recommendations": {"target": "path"}}`.
     public static func json(_ results: [ProbeResult]) -> [UInt8] {
-        CheckJSON(results: results.map { StatusReport.Entry(key: PairKey(target: $0.target, path: $0.path), last: $0, lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
-                  recommendations: recommendations(results)).encoded()
+        ReportJSON.encode(CheckJSON(
+            results: results.map { StatusReport.Entry(target: $0.target, path: $0.path, last: $0,
+                                                      lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
+            recommendations: recommendations(results)))
+    }
+
+    /// The progress line shown on a terminal while the round runs.
+    public static func progressLine(done: Int, total: Int, last: ProbeResult, style: TerminalStyle) -> String {
+        let outcome = last.failure.map { style.red("\($0.phase.rawValue)/\($0.reason.rawValue)") } ?? style.green("ok")
+        return "\(style.clearLine)probing \(done)/\(total)… \(last.target) over \(last.path): \(outcome)"
+    }
+
+    // MARK: the table
+
+    /// The report a person reads: the table, why each failure happened and what to try, and
+    /// the recommended path per target.
+    public static func table(_ results: [ProbeResult], style: TerminalStyle = .plain) -> String {
+        guard !results.isEmpty else { return "nothing to probe\n" }
+        // A column for every phase that ran or failed somewhere in this round.
+        let phaseColumns = Phase.allCases.filter { p in results.contains { $0.phases[p] != nil || $0.failure?.phase == p } }
+        let header = ["TARGET", "PATH"] + phaseColumns.map { $0.rawValue.uppercased() } + ["TOTAL", "RESULT"]
+        // Cells as (text, colour): widths come from the plain text, colour goes on after padding.
+        typealias Cell = (text: String, paint: (String) -> String)
+        let plain: (String) -> String = { $0 }
+        var rows: [[Cell]] = [header.map { ($0, style.bold) }]
+        for r in results {
+            var cells: [Cell] = [(r.target, plain), (r.path, plain)]
+            for p in phaseColumns {
+                if let s = r.phases[p] {
+                    cells.append((Format.duration(s), plain))
+                } else if r.failure?.phase == p {
+                    cells.append(("FAILED", style.red))
+                } else {
+                    cells.append(("-", style.dim))
+                }
+            }
+            cells.append((Format.duration(r.duration), plain))
+            if let f = r.failure {
+                cells.append(("FAIL \(f.phase.rawValue)/\(f.reason.rawValue)", style.red))
+            } else {
+                cells.append(("ok", style.green))
+            }
+            rows.append(cells)
+        }
+        let widths = header.indices.map { c in rows.map { $0[c].text.count }.max() ?? 0 }
+        var out = ""
+        for row in rows {
+            var line = ""
+            for (c, cell) in row.enumerated() {
+                let last = c == row.count - 1
+                line += cell.paint(cell.text) + (last ? "" : String(repeating: " ", count: widths[c] + 2 - cell.text.count))
+            }
+            out += line + "\n"
+        }
+
+        let failures = results.filter { !$0.success }
+        if !failures.isEmpty {
+            out += "\n" + style.bold("Why they failed, and what to try:") + "\n"
+            for r in failures {
+                guard let f = r.failure else { continue }
+                let hint = Hints.hint(for: f.reason)
+                out += "  \(r.target) over \(r.path): " + style.red("\(f.phase.rawValue)/\(f.reason.rawValue)") + " — \(f.detail)\n"
+                out += "    " + Format.wrap(hint.meaning, width: 92, indent: "    ") + "\n"
+                out += "    " + Format.wrap("Try: " + hint.advice, width: 92, indent: "    ") + "\n"
+            }
+        }
+
+        let recs = recommendations(results)
+        let targets = results.map(\.target).uniqued()
+        let nameWidth = targets.map(\.count).max() ?? 0
+        out += "\n" + style.bold("Recommended path per target:") + "\n"
+        for t in targets {
+            let name = t.padding(toLength: nameWidth + 2, withPad: " ", startingAt: 0)
+            if let p = recs[t], let best = results.first(where: { $0.target == t && $0.path == p }) {
+                let others = results.filter { $0.target == t && $0.success && $0.path != p }.map(\.path)
+                let also = others.isEmpty ? "" : "; also ok: \(others.joined(separator: ", "))"
+                out += "  \(name)" + style.green(p) + " (\(Format.duration(best.duration))\(also))\n"
+            } else {
+                let probed = results.filter { $0.target == t }.map(\.path)
+                out += "  \(name)" + style.red("none") + ": unreachable on every path probed (\(probed.joined(separator: ", ")))\n"
+            }
+        }
+        let reachable = targets.filter { recs[$0] != nil }.count
+        let summary = "\(reachable) of \(targets.count) target\(targets.count == 1 ? "" : "s") reachable."
+        out += "\n" + (reachable == targets.count ? style.green(summary) : style.red(summary)) + "\n"
+        return out
     }
 }
 
-import Foundation
-
+/// `check --json`.
 struct CheckJSON: Encodable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
-
-    func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data("{}".utf8)) + [10]
-    }
 }

@@ -1,9 +1,43 @@
 import Foundation
+import EgressMetrics
 import EgressNet
 
-/// The status of every pair as one value: what `/api/v1/status` and `check --json` print.
-/// Built from the same `ProbeResult`s that feed the metrics.
-public struct StatusReport: Encodable, Sendable {
+/// The agent's own state, for the status page and `/api/v1/status`.
+public struct AgentStatus: Sendable {
+    public let version: String
+    /// Where the config came from: a file path, or "embedded default".
+    public let configSource: String
+    /// Unix time the agent started.
+    public let startedAt: Double
+    /// The config running now: its order of targets and paths is the page's order.
+    public let config: AgentConfig
+    /// Whether the last load or reload of the config succeeded (nil when unknown).
+    public let lastReloadSuccessful: Bool?
+    /// Unix time of the last successful load or reload.
+    public let lastReloadSuccessAt: Double?
+
+    public init(version: String = EgressMonitorVersion.current, configSource: String, startedAt: Double,
+                config: AgentConfig, lastReloadSuccessful: Bool?, lastReloadSuccessAt: Double?) {
+        self.version = version
+        self.configSource = configSource
+        self.startedAt = startedAt
+        self.config = config
+        self.lastReloadSuccessful = lastReloadSuccessful
+        self.lastReloadSuccessAt = lastReloadSuccessAt
+    }
+
+    /// The reload state as the metrics carry it (`egress_config_last_reload_*`).
+    public init(configSource: String, startedAt: Double, config: AgentConfig, metrics: MetricStore) {
+        self.init(configSource: configSource, startedAt: startedAt, config: config,
+                  lastReloadSuccessful: metrics.value(Catalogue.configReloadSuccessful, []).map { $0 == 1 },
+                  lastReloadSuccessAt: metrics.value(Catalogue.configReloadTimestamp, []))
+    }
+}
+
+/// The status of every pair as one value: what `/api/v1/status`, `check --json` and the status
+/// page show. Built from the same `ProbeResult`s that feed the metrics.
+public struct StatusReport: Sendable {
+    /// One target × path pair: its last result, or nothing yet.
     public struct Entry: Encodable, Sendable {
         public let target: String
         public let path: String
@@ -11,7 +45,10 @@ public struct StatusReport: Encodable, Sendable {
         public let success: Bool?
         public let phase: String?
         public let reason: String?
+        /// What went wrong, for people (never a metric label).
         public let detail: String?
+        /// The reason in words and what to try.
+        public let hint: Hint?
         /// Seconds per completed phase.
         public let phases: [String: Double]
         public let duration: Double?
@@ -24,18 +61,19 @@ public struct StatusReport: Encodable, Sendable {
         public let lastSuccessAt: Double?
 
         enum CodingKeys: String, CodingKey {
-            case target, path, success, phase, reason, detail, phases, duration, address
+            case target, path, success, phase, reason, detail, hint, phases, duration, address
             case tlsVersion = "tls_version", tlsCipher = "tls_cipher", certNotAfter = "cert_not_after"
             case httpStatus = "http_status", startedAt = "started_at", lastSuccessAt = "last_success_at"
         }
 
-        init(key: PairKey, last r: ProbeResult?, lastSuccessAt: Double?) {
-            target = key.target
-            path = key.path
+        public init(target: String, path: String, last r: ProbeResult?, lastSuccessAt: Double?) {
+            self.target = target
+            self.path = path
             success = r?.success
             phase = r?.failure?.phase.rawValue
             reason = r?.failure?.reason.rawValue
             detail = r?.failure?.detail
+            hint = r?.failure.map { Hints.hint(for: $0.reason) }
             phases = Dictionary(uniqueKeysWithValues: (r?.phases ?? [:]).map { ($0.key.rawValue, $0.value) })
             duration = r?.duration
             address = r?.address
@@ -46,26 +84,166 @@ public struct StatusReport: Encodable, Sendable {
             startedAt = r?.startedAt
             self.lastSuccessAt = lastSuccessAt
         }
+
+        /// Every key is always there, `null` when it does not apply, so a reader of the JSON
+        /// sees one shape.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(target, forKey: .target)
+            try c.encode(path, forKey: .path)
+            try c.encode(success, forKey: .success)
+            try c.encode(phase, forKey: .phase)
+            try c.encode(reason, forKey: .reason)
+            try c.encode(detail, forKey: .detail)
+            try c.encode(hint?.text, forKey: .hint)
+            try c.encode(phases, forKey: .phases)
+            try c.encode(duration, forKey: .duration)
+            try c.encode(address, forKey: .address)
+            try c.encode(tlsVersion, forKey: .tlsVersion)
+            try c.encode(tlsCipher, forKey: .tlsCipher)
+            try c.encode(certNotAfter, forKey: .certNotAfter)
+            try c.encode(httpStatus, forKey: .httpStatus)
+            try c.encode(startedAt, forKey: .startedAt)
+            try c.encode(lastSuccessAt, forKey: .lastSuccessAt)
+        }
+
+        /// Seconds the phase took, when it completed.
+        func seconds(_ phase: Phase) -> Double? { phases[phase.rawValue] }
     }
 
     public let version: String
     public let generatedAt: Double
+    public let agent: AgentStatus?
+    /// Target then path, in config order when the config is known.
     public let results: [Entry]
+    /// The path to use per target.
+    public let recommendations: [String: String]
+
+    public init(version: String = EgressMonitorVersion.current, generatedAt: Double, agent: AgentStatus?,
+                results: [Entry], recommendations: [String: String]) {
+        self.version = version
+        self.generatedAt = generatedAt
+        self.agent = agent
+        self.results = results
+        self.recommendations = recommendations
+    }
+
+    /// The report of a running agent: the last result of every pair in `store`.
+    public init(store: ResultStore, agent: AgentStatus? = nil, now: Double = wallClockSeconds()) {
+        var snapshot = store.snapshot()
+        if let config = agent?.config {
+            let targetOrder = Dictionary(config.targets.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+            let pathOrder = Dictionary(config.paths.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+            snapshot.sort { a, b in
+                (targetOrder[a.key.target] ?? .max, pathOrder[a.key.path] ?? .max, a.key)
+                    < (targetOrder[b.key.target] ?? .max, pathOrder[b.key.path] ?? .max, b.key)
+            }
+        }
+        self.init(generatedAt: now, agent: agent,
+                  results: snapshot.map { Entry(target: $0.key.target, path: $0.key.path, last: $0.last, lastSuccessAt: $0.lastSuccessAt) },
+                  recommendations: Self.preferredPaths(snapshot.compactMap(\.last)))
+    }
+
+    /// The path the agent recommends per target, from the last results.
+    // TODO: read egress_path_preferred once the scheduler sets it (it may add hysteresis).
+    static func preferredPaths(_ lastResults: [ProbeResult]) -> [String: String] {
+        CheckCommand.recommendations(lastResults)
+    }
+
+    /// The targets in the order they are shown.
+    var targets: [String] { results.map(\.target).uniqued() }
+    /// The paths in the order they are shown.
+    var paths: [String] {
+        if let config = agent?.config {
+            let used = Set(results.map(\.path))
+            return config.paths.map(\.name).filter { used.contains($0) } + results.map(\.path).uniqued().filter { p in !config.paths.contains { $0.name == p } }
+        }
+        return results.map(\.path).uniqued()
+    }
+
+    /// `/api/v1/status`: the JSON of `check --json` plus the timestamps and the agent's state.
+    public func json() -> [UInt8] {
+        ReportJSON.encode(APIDocument(report: self))
+    }
+}
+
+/// `/api/v1/status`.
+struct APIDocument: Encodable {
+    struct Agent: Encodable {
+        let version: String
+        let configSource: String
+        let startedAt: Double
+        let uptimeSeconds: Double
+        let intervalSeconds: Double
+        let lastReloadSuccessful: Bool?
+        let lastReloadSuccessAt: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case version
+            case configSource = "config_source", startedAt = "started_at", uptimeSeconds = "uptime_seconds"
+            case intervalSeconds = "interval_seconds", lastReloadSuccessful = "last_reload_successful"
+            case lastReloadSuccessAt = "last_reload_success_at"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(version, forKey: .version)
+            try c.encode(configSource, forKey: .configSource)
+            try c.encode(startedAt, forKey: .startedAt)
+            try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
+            try c.encode(intervalSeconds, forKey: .intervalSeconds)
+            try c.encode(lastReloadSuccessful, forKey: .lastReloadSuccessful)
+            try c.encode(lastReloadSuccessAt, forKey: .lastReloadSuccessAt)
+        }
+    }
+
+    let version: String
+    let generatedAt: Double
+    let agent: Agent?
+    let results: [StatusReport.Entry]
+    let recommendations: [String: String]
 
     enum CodingKeys: String, CodingKey {
-        case version, results
+        case version, agent, results, recommendations
         case generatedAt = "generated_at"
     }
 
-    public init(store: ResultStore) {
-        version = EgressMonitorVersion.current
-        generatedAt = wallClockSeconds()
-        results = store.snapshot().map { Entry(key: $0.key, last: $0.last, lastSuccessAt: $0.lastSuccessAt) }
+    init(report: StatusReport) {
+        version = report.version
+        generatedAt = report.generatedAt
+        agent = report.agent.map {
+            Agent(version: $0.version, configSource: $0.configSource, startedAt: $0.startedAt,
+                  uptimeSeconds: max(0, report.generatedAt - $0.startedAt), intervalSeconds: $0.config.intervalSeconds,
+                  lastReloadSuccessful: $0.lastReloadSuccessful, lastReloadSuccessAt: $0.lastReloadSuccessAt)
+        }
+        results = report.results
+        recommendations = report.recommendations
     }
 
-    public func json() -> [UInt8] {
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(generatedAt, forKey: .generatedAt)
+        try c.encode(agent, forKey: .agent)
+        try c.encode(results, forKey: .results)
+        try c.encode(recommendations, forKey: .recommendations)
+    }
+}
+
+/// JSON as `check --json` and the API print it: keys sorted, indented, one trailing newline.
+enum ReportJSON {
+    static func encode(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data("{}".utf8)) + [10]
+        // Every value here is a string, number, bool or null: encoding cannot fail.
+        return Array((try? encoder.encode(value)) ?? Data("{}".utf8)) + [10]
+    }
+}
+
+extension Sequence where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen: Set<Element> = []
+        return filter { seen.insert($0).inserted }
     }
 }

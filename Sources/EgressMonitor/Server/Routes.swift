@@ -6,10 +6,15 @@ public struct Routes: Sendable {
     let results: ResultStore
     /// Reloads the config; returns nil on success or the error text.
     let reload: @Sendable () async -> String?
+    /// The agent's own state (version, config source, uptime, last reload) for `/` and the API;
+    /// nil where there is no agent around the store.
+    let agent: @Sendable () -> AgentStatus?
 
-    public init(results: ResultStore, reload: @escaping @Sendable () async -> String?) {
+    public init(results: ResultStore, reload: @escaping @Sendable () async -> String?,
+                agent: @escaping @Sendable () -> AgentStatus? = { nil }) {
         self.results = results
         self.reload = reload
+        self.agent = agent
     }
 
     public func handle(_ request: HTTPRequestMessage) async -> HTTPResponse {
@@ -25,10 +30,10 @@ public struct Routes: Sendable {
             return Self.ok(Array("ok\n".utf8), type: "text/plain; charset=utf-8")
         case "/api/v1/status":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
-            return Self.ok(StatusReport(store: results).json(), type: "application/json")
+            return Self.ok(StatusReport(store: results, agent: agent()).json(), type: "application/json", cache: false)
         case "/":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
-            return Self.ok(StatusPage.render(StatusReport(store: results)), type: "text/html; charset=utf-8")
+            return Self.ok(StatusPage.render(StatusReport(store: results, agent: agent())), type: "text/html; charset=utf-8", cache: false)
         case "/-/reload":
             guard method == "POST" || method == "PUT" else { return Self.methodNotAllowed("POST, PUT") }
             if let error = await reload() {
@@ -42,8 +47,11 @@ public struct Routes: Sendable {
         }
     }
 
-    static func ok(_ body: [UInt8], type: String) -> HTTPResponse {
-        HTTPResponse(status: 200, headers: ["Content-Type": type], body: body)
+    /// A 200. `cache: false` for what changes every round (the page, the JSON).
+    static func ok(_ body: [UInt8], type: String, cache: Bool = true) -> HTTPResponse {
+        var headers: HTTPHeaders = ["Content-Type": type]
+        if !cache { headers.add("Cache-Control", "no-store") }
+        return HTTPResponse(status: 200, headers: headers, body: body)
     }
 
     static func methodNotAllowed(_ allow: String) -> HTTPResponse {

@@ -1,0 +1,72 @@
+/// `egress-monitor validate`: what a valid config would probe, discovered items marked; or every
+/// error at once, each with the JSON path of its field.
+public enum ValidateCommand {
+    /// The summary of a valid config. `source` names it ("config.json", "embedded default").
+    public static func summary(_ config: AgentConfig, source: String) -> String {
+        var out = "\(source): valid\n"
+        var timing = "  a round every \(seconds(config.intervalSeconds)) per pair, timeout \(seconds(config.timeoutSeconds))"
+        let phaseTimeouts = Phase.allCases.compactMap { p in config.phaseTimeouts[p].map { "\(p.rawValue) \(seconds($0))" } }
+        if !phaseTimeouts.isEmpty { timing += " (\(phaseTimeouts.joined(separator: ", ")))" }
+        out += timing + ", at most \(config.concurrency) probes at once; listens on \(config.listen)\n"
+        out += "  resolvers: " + config.resolvers.map { r in
+            r.address.map { "\(r.name) (\($0)\(r.trusted ? ", trusted" : ""))" } ?? r.name
+        }.joined(separator: ", ") + "\n"
+
+        out += "  paths:\n"
+        out += columns(config.paths.map { p in
+            [p.name, describe(p.kind), p.discoveredFrom.map { "discovered from \($0)" } ?? ""]
+        }, indent: "    ")
+        out += "  targets:\n"
+        out += columns(config.targets.map { t in
+            var about: [String] = []
+            if let r = t.resolver { about.append("resolver \(r)") }
+            if let ca = t.caFile { about.append("CA \(ca)") }
+            if !t.images.isEmpty { about.append((t.images.count == 1 ? "image " : "images ") + t.images.map(\.description).joined(separator: ", ")) }
+            return [t.name, t.kind.rawValue, t.url.description, about.joined(separator: "; "),
+                    t.discoveredFrom.map { "discovered from \($0)" } ?? ""]
+        }, indent: "    ")
+
+        let pairs = config.pairs
+        out += "  would probe \(pairs.count) pair\(pairs.count == 1 ? "" : "s") (\(config.targets.count) target\(config.targets.count == 1 ? "" : "s") × \(config.paths.count) path\(config.paths.count == 1 ? "" : "s")"
+        out += pairs.count < config.targets.count * config.paths.count ? ", narrowed by targets' paths):\n" : "):\n"
+        out += columns(config.targets.map { t in
+            [t.name, "on " + pairs.filter { $0.target.name == t.name }.map(\.path.name).joined(separator: ", ")]
+        }, indent: "    ")
+        return out
+    }
+
+    /// The errors of an invalid config, one per line, each `SOURCE: json.path: message`.
+    public static func errors(_ error: ConfigError, source: String) -> String {
+        let count = error.issues.count
+        return "\(source): \(count) error\(count == 1 ? "" : "s")\n"
+            + error.issues.map { "  \($0)\n" }.joined()
+    }
+
+    static func describe(_ kind: EgressPath.Kind) -> String {
+        switch kind {
+        case .direct: return "direct"
+        case .interface(let name): return "interface \(name)"
+        case .sourceAddress(let ip): return "source address \(ip)"
+        // The URL's description never shows a password.
+        case .proxy(let url): return "proxy \(url)"
+        }
+    }
+
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : "\(Format.decimal(s, places: 2)) s"
+    }
+
+    /// Rows of cells as aligned columns; empty trailing cells are dropped.
+    static func columns(_ rows: [[String]], indent: String) -> String {
+        let count = rows.map(\.count).max() ?? 0
+        let widths = (0..<count).map { c in rows.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+        return rows.map { row in
+            var cells = row
+            while let last = cells.last, last.isEmpty { cells.removeLast() }
+            let line = cells.enumerated().map { c, cell in
+                c == cells.count - 1 ? cell : cell.padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0)
+            }.joined()
+            return indent + line + "\n"
+        }.joined()
+    }
+}
