@@ -39,6 +39,11 @@ public enum Catalogue {
         name: "egress_tls_info", help: "TLS version and cipher of the last handshake; always 1.",
         type: .gauge, labelNames: pair + ["version", "cipher"])
 
+    public static let pathPreferred = MetricFamily(
+        name: "egress_path_preferred",
+        help: "1 on the path the agent recommends for this target, 0 on its other paths (see the README's rule).",
+        type: .gauge, labelNames: pair)
+
     public static let buildInfo = MetricFamily(
         name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
     public static let configReloadSuccessful = MetricFamily(
@@ -55,6 +60,7 @@ public enum Catalogue {
     /// The families of the agent, process metrics included.
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
+        pathPreferred,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
     ] + ProcessCollector.families
 

@@ -27,6 +27,12 @@ public final class ResultStore: Sendable {
     }
 
     private let pairs = Mutex<[PairKey: PairState]>([:])
+    private struct Preference {
+        var choice = PathPreference()
+        /// target → its paths in config order.
+        var order: [String: [String]] = [:]
+    }
+    private let preference = Mutex(Preference())
 
     public init(metrics: MetricStore) {
         self.metrics = metrics
@@ -41,6 +47,11 @@ public final class ResultStore: Sendable {
             for key in gone { state.removeValue(forKey: key) }
             for key in keys where state[key] == nil { state[key] = PairState() }
             return gone
+        }
+        preference.withLock { p in
+            p.choice.retain(wanted)
+            p.order = [:]
+            for key in keys { p.order[key.target, default: []].append(key.path) }
         }
         for key in removed {
             metrics.removeSeries { $0["target"] == key.target && $0["path"] == key.path }
@@ -83,11 +94,23 @@ public final class ResultStore: Sendable {
         } else {
             metrics.set(Catalogue.lastSuccess, labels, endedAt)
         }
+        let (chosen, paths) = preference.withLock { p -> (String?, [String]) in
+            let order = p.order[result.target] ?? [result.path]
+            return (p.choice.record(result, pathOrder: order), order.filter { p.choice.histories[result.target]?[$0] != nil })
+        }
+        if let chosen {
+            for path in paths { metrics.set(Catalogue.pathPreferred, [result.target, path], path == chosen ? 1 : 0) }
+        }
         if let tls = result.tls {
             if let stale = known.stale { metrics.remove(Catalogue.tlsInfo, stale) }
             metrics.set(Catalogue.tlsInfo, labels + [tls.version, tls.cipher], 1)
             if let notAfter = tls.earliestNotAfter { metrics.set(Catalogue.certNotAfter, labels, notAfter) }
         }
+    }
+
+    /// The preferred path of every target that has results.
+    public func preferredPaths() -> [String: String] {
+        preference.withLock { $0.choice.preferred }
     }
 
     /// The last result of every pair, in target then path order (nil where none finished yet).
