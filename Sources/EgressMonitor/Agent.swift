@@ -42,6 +42,7 @@ public final class Agent: Sendable {
     private let source: ConfigSource
     private let current: Mutex<AgentConfig>
     private let resolution = NameResolution()
+    private let registryState = RegistryState()
     /// Unix time the agent started, for its uptime on the status page.
     private let startedAt = wallClockSeconds()
 
@@ -60,7 +61,7 @@ public final class Agent: Sendable {
         self.current = Mutex(config)
         let results = ResultStore(metrics: metrics)
         self.results = results
-        let engine = ProbeEngine(config: config, resolution: resolution)
+        let engine = ProbeEngine(config: config, resolution: resolution, registryState: registryState)
         self.scheduler = Scheduler(engine: engine, store: results)
         // Reload is wired through a box so the route can call back into the agent once built.
         let box = ReloadBox()
@@ -106,7 +107,7 @@ public final class Agent: Sendable {
             Log.warn("listen changed in the config; it takes effect at the next restart", ["listen": "\(config.listen)"])
         }
         TLSContext.flushCache()
-        scheduler.apply(ProbeEngine(config: config, resolution: resolution))
+        scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
         results.metrics.set(Catalogue.configReloadSuccessful, 1)
         results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
         Log.info("config reloaded", ["config": source.description, "pairs": "\(config.pairs.count)"])

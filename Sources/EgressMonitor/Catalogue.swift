@@ -44,6 +44,35 @@ public enum Catalogue {
         help: "1 on the path the agent recommends for this target, 0 on its other paths (see the README's rule).",
         type: .gauge, labelNames: pair)
 
+    public static let rateLimitLimit = MetricFamily(
+        name: "egress_registry_ratelimit_limit",
+        help: "Pull limit the registry announced (ratelimit-limit), last seen on a manifest answer.",
+        type: .gauge, labelNames: pair)
+    public static let rateLimitRemaining = MetricFamily(
+        name: "egress_registry_ratelimit_remaining",
+        help: "Pulls left in the window the registry announced (ratelimit-remaining).",
+        type: .gauge, labelNames: pair)
+    public static let rateLimitWindow = MetricFamily(
+        name: "egress_registry_ratelimit_window_seconds",
+        help: "Length of the pull-limit window the registry announced (w=).",
+        type: .gauge, labelNames: pair)
+    public static let manifestDigestMatch = MetricFamily(
+        name: "egress_registry_manifest_digest_match",
+        help: "1 where the mirror's manifest digest equals its upstream's last known one, 0 where it differs; absent while the upstream's is unknown.",
+        type: .gauge, labelNames: pair + ["image"])
+    public static let manifestRequests = MetricFamily(
+        name: "egress_registry_manifest_requests_total",
+        help: "Manifest requests sent, by method: HEADs are free on Docker Hub, GETs count as pulls.",
+        type: .counter, labelNames: pair + ["method"])
+    public static let blobThroughput = MetricFamily(
+        name: "egress_blob_throughput_bytes_per_second",
+        help: "Throughput of the last bounded blob read.",
+        type: .gauge, labelNames: pair)
+    public static let blobBytes = MetricFamily(
+        name: "egress_blob_bytes_total",
+        help: "Blob bytes read by the blob phase.",
+        type: .counter, labelNames: pair)
+
     public static let buildInfo = MetricFamily(
         name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
     public static let configReloadSuccessful = MetricFamily(
@@ -60,7 +89,8 @@ public enum Catalogue {
     /// The families of the agent, process metrics included.
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
-        pathPreferred,
+        pathPreferred, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
+        blobThroughput, blobBytes,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
     ] + ProcessCollector.families
 

@@ -100,8 +100,9 @@ import EgressTestSupport
         let status = try await Self.scrape(agent, "/api/v1/status")
         let json = try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any]
         let results = json?["results"] as? [[String: Any]] ?? []
-        #expect(results.map { $0["target"] as? String } == ["closed", "lab"])
-        #expect(results.first?["reason"] as? String == "tcp_refused")
+        #expect(Set(results.compactMap { $0["target"] as? String }) == ["closed", "lab"])
+        #expect(results.first { $0["target"] as? String == "closed" }?["reason"] as? String == "tcp_refused")
+        #expect(results.first { $0["target"] as? String == "lab" }?["success"] as? Bool == true)
         let page = try await Self.scrape(agent, "/")
         #expect(page.contains("<td>lab</td>") && page.contains("connect / tcp_refused"))
         let missing = try await Lab.runAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://\(agent.server.boundAddress)/nope"])

@@ -72,9 +72,19 @@ import EgressNet
         (#"{"targets": [{"name": "x", "kind": "quay"}]}"#,
          [#"targets[0].kind: "quay" is not one of dockerhub, mirror, registry, tcp, tls, https"#]),
         (#"{"targets": [{"name": "x", "kind": "dockerhub", "colour": "red"}]}"#,
-         ["targets[0].colour: unknown field (expected one of: name, kind, url, ca_file, resolver, image, images, paths)"]),
+         ["targets[0].colour: unknown field (expected one of: name, kind, url, ca_file, resolver, image, images, paths, upstream, manifest_get_interval_seconds, blob_interval_seconds, blob_bytes, min_throughput_bytes_per_second, blob_digest)"]),
+        (#"{"targets": [{"name": "x", "kind": "mirror", "url": "https://m.example", "upstream": "hub"}]}"#,
+         [#"targets[0].upstream: "hub" is not another target named in targets"#]),
+        (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://m.example", "upstream": "x"}]}"#,
+         ["targets[0].upstream: only a mirror has an upstream"]),
+        (#"{"targets": [{"name": "x", "kind": "dockerhub", "blob_bytes": 10}]}"#,
+         ["targets[0].blob_bytes: 10 is out of range (1024 to 1073741824)"]),
+        (#"{"targets": [{"name": "x", "kind": "dockerhub", "blob_digest": "md5"}]}"#,
+         [#"targets[0].blob_digest: "md5" is not a digest (algorithm:hex, e.g. sha256:...)"#]),
+        (#"{"credentials_file": "/nonexistent/creds.json", "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["credentials_file: cannot read /nonexistent/creds.json"]),
         (#"{"interval": 30, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery)"]),
+         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery, credentials_file)"]),
         (#"{"discovery": {"env": false}, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["discovery.env: unknown field (expected one of: environment, daemon_json, systemd_dropins, hosts_toml)"]),
         (#"{"paths": [{"name": "p", "proxy": "ftp://u:secret@proxy:21"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
@@ -126,6 +136,18 @@ import EgressNet
         } catch {
             #expect(error.issues.map(\.description) == expected)
         }
+    }
+
+    @Test func mirrorsGetDockerHubAsUpstreamAndItProbesTheirImages() throws {
+        let config = try Self.decode("""
+        {"targets": [{"name": "hub", "kind": "dockerhub"},
+                     {"name": "m", "kind": "mirror", "url": "https://m.example", "images": ["alpine", "library/busybox:1.36"]}]}
+        """)
+        #expect(config.targets[1].registry.upstream == "hub")
+        #expect(config.targets[0].images.map(\.description) == ["library/alpine:latest", "library/busybox:1.36"])
+        #expect(config.targets[0].registry.manifestGetIntervalSeconds == 21_600)
+        #expect(config.targets[0].registry.blobIntervalSeconds == 600)
+        #expect(config.targets[0].registry.blobBytes == 4 * 1024 * 1024)
     }
 
     @Test func reportsEveryErrorAtOnce() {

@@ -14,6 +14,8 @@ public struct AgentConfig: Sendable, Equatable {
     /// At most this many probes run at once.
     public var concurrency: Int
     public var resolvers: [ResolverConfig]
+    /// Registry credentials by host, from `credentials_file`; never printed.
+    public var credentials = RegistryCredentials()
     public var paths: [EgressPath]
     public var targets: [Target]
     /// Which sources of proxies and mirrors are read at load (all, by default).
@@ -131,10 +133,12 @@ public struct Target: Sendable, Equatable {
     public let caFile: String?
     /// Name of the resolver to ask; nil for `system`.
     public let resolver: String?
-    /// Images probed past `/v2/` (token, manifest, blob: issue 4).
-    public let images: [ImageReference]
+    /// Images probed past `/v2/`: token, manifest, blob.
+    public var images: [ImageReference]
     /// The paths this target is probed on; nil for all.
-    public let paths: [String]?
+    public var paths: [String]?
+    /// How deep and how often the registry phases go.
+    public var registry = RegistryOptions()
     /// Where a discovered target came from; nil when configured.
     public let discoveredFrom: String?
 
@@ -158,6 +162,25 @@ public struct Target: Sendable, Equatable {
         default: return url.scheme == "https"
         }
     }
+}
+
+/// The registry phases' settings of one target.
+public struct RegistryOptions: Sendable, Equatable {
+    /// For a mirror: the target whose digests it must match (by default the `dockerhub` target).
+    public var upstream: String?
+    /// Docker Hub counts manifest GETs against the pull limit (HEADs are free): a GET at most
+    /// this often, and only when a layer digest is needed.
+    public var manifestGetIntervalSeconds: Double = 21_600
+    /// How often a blob is read to measure throughput.
+    public var blobIntervalSeconds: Double = 600
+    /// How much of the blob is read, at most.
+    public var blobBytes: Int = 4 * 1024 * 1024
+    /// Below this, the blob phase fails with `blob_too_slow`.
+    public var minThroughputBytesPerSecond: Double?
+    /// The blob to read, instead of a layer taken from the manifest.
+    public var blobDigest: String?
+
+    public init() {}
 }
 
 /// `[namespace/]name[:tag][@digest]`, as a registry path names it.

@@ -113,7 +113,7 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -181,10 +181,28 @@ struct Validator {
             fail("targets", "required")
         }
         let discovery = discoverySettings(top["discovery"])
+        for (i, t) in targets.enumerated() {
+            guard let up = t.registry.upstream else { continue }
+            if t.kind != .mirror {
+                fail("targets[\(i)].upstream", "only a mirror has an upstream")
+            } else if up == t.name || !targetNames.contains(up) {
+                fail("targets[\(i)].upstream", "\"\(up)\" is not another target named in targets")
+            }
+        }
+        var credentials = RegistryCredentials()
+        if let file = string(top, "credentials_file", at: "") {
+            switch RegistryCredentials.load(path: file, warn: { Log.warn($0) }) {
+            case .success(let c): credentials = c
+            case .failure(let p): fail("credentials_file", p.message)
+            }
+        }
         guard issues.isEmpty else { return nil }
-        return AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
-                           phaseTimeouts: phaseTimeouts, concurrency: concurrency,
-                           resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
+        var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
+                                 phaseTimeouts: phaseTimeouts, concurrency: concurrency,
+                                 resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
+        config.credentials = credentials
+        config.linkMirrorsToUpstreams()
+        return config
     }
 
     /// `"discovery": true | false | {"environment": false, ...}`; every source on by default.
@@ -303,7 +321,9 @@ struct Validator {
 
     // MARK: targets
 
-    static let targetFields = ["name", "kind", "url", "ca_file", "resolver", "image", "images", "paths"]
+    static let targetFields = ["name", "kind", "url", "ca_file", "resolver", "image", "images", "paths", "upstream",
+                               "manifest_get_interval_seconds", "blob_interval_seconds", "blob_bytes",
+                               "min_throughput_bytes_per_second", "blob_digest"]
 
     mutating func target(_ item: JSONValue, at path: String, seen: inout Set<String>,
                          resolvers: Set<String>, paths: Set<String>) -> Target? {
@@ -366,9 +386,30 @@ struct Validator {
                 targetPaths?.append(s)
             }
         }
+        var registry = RegistryOptions()
+        registry.upstream = string(dict, "upstream", at: path)
+        if let v = number(dict, "manifest_get_interval_seconds", at: path, range: 60...604_800) { registry.manifestGetIntervalSeconds = v }
+        if let v = number(dict, "blob_interval_seconds", at: path, range: 1...604_800) { registry.blobIntervalSeconds = v }
+        if let v = number(dict, "blob_bytes", at: path, range: 1_024...1_073_741_824) { registry.blobBytes = Int(v) }
+        registry.minThroughputBytesPerSecond = number(dict, "min_throughput_bytes_per_second", at: path, range: 1...1e12)
+        if let digest = string(dict, "blob_digest", at: path) {
+            if case .success = ImageReference.parse("x@" + digest, officialPrefix: false) {
+                registry.blobDigest = digest
+            } else {
+                fail(join(path, "blob_digest"), "\"\(digest)\" is not a digest (algorithm:hex, e.g. sha256:...)")
+            }
+        }
+        if let kind, !kind.isRegistry {
+            for key in ["upstream", "manifest_get_interval_seconds", "blob_interval_seconds", "blob_bytes",
+                        "min_throughput_bytes_per_second", "blob_digest"] where dict[key] != nil {
+                fail(join(path, key), "only registry targets (dockerhub, mirror, registry) have registry settings")
+            }
+        }
         guard let name, let kind, let url else { return nil }
-        return Target(name: name, kind: kind, url: url, caFile: caFile, resolver: resolver,
-                      images: images, paths: targetPaths)
+        var target = Target(name: name, kind: kind, url: url, caFile: caFile, resolver: resolver,
+                            images: images, paths: targetPaths)
+        target.registry = registry
+        return target
     }
 
     mutating func imageReference(_ text: String, at path: String, official: Bool) -> ImageReference? {

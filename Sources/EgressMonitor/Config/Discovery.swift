@@ -95,16 +95,18 @@ public struct Discovery {
                                          resolver: nil, images: mirror.images, paths: nil,
                                          discoveredFrom: mirror.discoveredFrom))
         }
+        config.linkMirrorsToUpstreams()
 
         // NO_PROXY, honoured as Docker honours it: a target it matches is not probed through
         // that discovered proxy.
         if !noProxyByPath.isEmpty {
+            let allPaths = config.paths.map(\.name)
             config.targets = config.targets.map { t in
                 let excluded = noProxyByPath.filter { $0.value.bypasses(host: t.url.host, port: t.url.port) }.map(\.key)
                 guard !excluded.isEmpty else { return t }
-                let allowed = (t.paths ?? config.paths.map(\.name)).filter { !excluded.contains($0) }
-                return Target(name: t.name, kind: t.kind, url: t.url, caFile: t.caFile, resolver: t.resolver,
-                              images: t.images, paths: allowed, discoveredFrom: t.discoveredFrom)
+                var t = t
+                t.paths = (t.paths ?? allPaths).filter { !excluded.contains($0) }
+                return t
             }
         }
         return config

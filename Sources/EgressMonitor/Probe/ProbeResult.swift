@@ -35,11 +35,14 @@ public struct ProbeResult: Sendable {
     public let tls: TLSSessionInfo?
     /// The status of the last HTTP answer, when one arrived.
     public let httpStatus: Int?
+    /// What the registry phases saw (rate limits, digests, blob throughput), when they ran.
+    public let registry: RegistryObservation?
 
     public var success: Bool { failure == nil }
 
     public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
-                failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil) {
+                failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil,
+                registry: RegistryObservation? = nil) {
         self.target = target
         self.path = path
         self.startedAt = startedAt
@@ -49,5 +52,44 @@ public struct ProbeResult: Sendable {
         self.address = address
         self.tls = tls
         self.httpStatus = httpStatus
+        self.registry = registry
     }
+}
+
+/// What the registry phases of one round saw.
+public struct RegistryObservation: Sendable, Equatable {
+    /// Docker Hub's pull limit headers (`ratelimit-*` or `x-ratelimit-*`), last seen this round.
+    public var rateLimit: RateLimit?
+    /// Manifest digest per image (`ImageReference.description`), from `Docker-Content-Digest`.
+    public var digests: [String: String] = [:]
+    /// The blob read this round, when one was due.
+    public var blob: BlobMeasurement?
+    /// Manifest requests sent this round, by method ("HEAD", "GET").
+    public var manifestRequests: [String: Int] = [:]
+
+    public init() {}
+}
+
+/// `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600`.
+public struct RateLimit: Sendable, Equatable {
+    public var limit: Double?
+    public var remaining: Double?
+    public var windowSeconds: Double?
+
+    public init(limit: Double? = nil, remaining: Double? = nil, windowSeconds: Double? = nil) {
+        self.limit = limit
+        self.remaining = remaining
+        self.windowSeconds = windowSeconds
+    }
+}
+
+/// A bounded read of a blob.
+public struct BlobMeasurement: Sendable, Equatable {
+    public let bytes: Int
+    /// Seconds from the first body byte to the last.
+    public let seconds: Double
+    /// bytes / seconds; nil when too little arrived to time.
+    public let bytesPerSecond: Double?
+    /// Hosts the request was redirected through (a CDN), for people only.
+    public let redirectedTo: String?
 }

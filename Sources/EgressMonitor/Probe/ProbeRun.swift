@@ -14,6 +14,8 @@ public final class ProbeRun {
     public var address: String?
     public var tls: TLSSessionInfo?
     public var httpStatus: Int?
+    /// What the registry phases saw.
+    public var registry: RegistryObservation?
 
     public init(target: Target, path: EgressPath, deadline: Deadline, phaseTimeouts: [Phase: Double]) {
         self.target = target
@@ -28,10 +30,30 @@ public final class ProbeRun {
         return deadline.capped(atSecondsFromNow: t)
     }
 
+    /// The phase running now, while a step inside it (a second connection for a token or a
+    /// redirect) runs steps of its own.
+    private var enclosing: (phase: Phase, deadline: Deadline)?
+
     /// Runs one phase with its deadline and records how long it took when it completes.
+    ///
+    /// Inside another phase (the `auth` phase opening a connection to the token realm, the
+    /// `blob` phase following a redirect to a CDN), the inner steps get the earlier of their own
+    /// and the enclosing phase's deadline, record no time of their own (it is the enclosing
+    /// phase's), and fail as the enclosing phase with their own reason: `auth`/`tcp_timeout`
+    /// says the token host could not be reached.
     public func phase<T>(_ phase: Phase, _ body: (Deadline) async throws(ProbeFailure) -> T) async throws(ProbeFailure) -> T {
+        if let outer = enclosing {
+            do {
+                return try await body(min(deadline(for: phase), outer.deadline))
+            } catch {
+                throw ProbeFailure(outer.phase, error.reason, error.detail)
+            }
+        }
         let start = MonotonicClock.nanoseconds()
-        let value = try await body(deadline(for: phase))
+        let phaseDeadline = deadline(for: phase)
+        enclosing = (phase, phaseDeadline)
+        defer { enclosing = nil }
+        let value = try await body(phaseDeadline)
         record(phase, seconds: MonotonicClock.seconds(since: start))
         return value
     }

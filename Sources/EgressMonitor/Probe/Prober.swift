@@ -24,10 +24,13 @@ enum Probers {
 public struct ProbeEngine: Sendable {
     public let config: AgentConfig
     let resolution: NameResolution
+    let registryState: RegistryState
 
-    public init(config: AgentConfig, resolution: NameResolution = NameResolution()) {
+    public init(config: AgentConfig, resolution: NameResolution = NameResolution(),
+                registryState: RegistryState = RegistryState()) {
         self.config = config
         self.resolution = resolution
+        self.registryState = registryState
     }
 
     public func probe(target: Target, path: EgressPath) async -> ProbeResult {
@@ -35,7 +38,8 @@ public struct ProbeEngine: Sendable {
         let start = MonotonicClock.nanoseconds()
         let deadline = Deadline(nanoseconds: start + UInt64(config.timeoutSeconds * 1e9))
         let run = ProbeRun(target: target, path: path, deadline: deadline, phaseTimeouts: config.phaseTimeouts)
-        let steps = ProbeSteps(dialer: Dialer(resolution: resolution, resolvers: config.resolvers))
+        let steps = ProbeSteps(dialer: Dialer(resolution: resolution, resolvers: config.resolvers),
+                               registryState: registryState, credentials: config.credentials)
         var failure: ProbeFailure?
         do {
             try await Probers.prober(for: target.kind).probe(run, steps: steps)
@@ -44,33 +48,39 @@ public struct ProbeEngine: Sendable {
         }
         return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
                            duration: MonotonicClock.seconds(since: start), phases: run.phases,
-                           failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus)
+                           failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus,
+                           registry: run.registry)
     }
 }
 
 /// The steps probers compose: open a stream over the path, wrap it in TLS, send a request.
 struct ProbeSteps: Sendable {
     let dialer: Dialer
+    let registryState: RegistryState
+    let credentials: RegistryCredentials
 
     func open(_ run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
         try await dialer.open(host: run.target.url.host, port: run.target.url.port,
                               resolverName: run.target.resolver, run: run)
     }
 
-    /// The `tls` phase: SNI and hostname check for a name, IP check for an IP literal.
-    func tls(over stream: any ByteStream, _ run: ProbeRun) async throws(ProbeFailure) -> TLSConnection {
+    /// The `tls` phase: SNI and hostname check for a name, IP check for an IP literal. `url`
+    /// is the host being reached (the target's, or a token realm's or CDN's), trusted as the
+    /// target is trusted.
+    func tls(over stream: any ByteStream, _ run: ProbeRun, url: EndpointURL? = nil) async throws(ProbeFailure) -> TLSConnection {
         let target = run.target
+        let url = url ?? target.url
         let context: TLSContext
         do { context = try TLSContext.client(caFile: target.caFile) } catch {
             throw ProbeFailure(.tls, .tlsCertUntrusted, error.detail)
         }
-        let ip = target.url.ipLiteral
+        let ip = url.ipLiteral
         return try await run.phase(.tls) { deadline throws(ProbeFailure) in
             do throws(TLSError) {
                 let conn = try await TLSConnection.handshake(over: stream, context: context,
-                                                             serverName: ip == nil ? target.url.host : nil,
+                                                             serverName: ip == nil ? url.host : nil,
                                                              ipAddress: ip, deadline: deadline)
-                run.tls = conn.info
+                if run.tls == nil { run.tls = conn.info }
                 return conn
             } catch {
                 throw Self.failure(for: error)
@@ -91,21 +101,35 @@ struct ProbeSteps: Sendable {
         return ProbeFailure(.tls, reason, error.detail)
     }
 
-    /// Sends a GET (or HEAD) for `pathAndQuery` and reads the answer within `phase`'s deadline.
-    func request(_ pathAndQuery: String, method: String = "GET", over stream: any ByteStream,
-                 phase: Phase, headers extra: [(String, String)] = [], run: ProbeRun) async throws(ProbeFailure) -> HTTPClientResponse {
-        var headers = HTTPHeaders()
-        let url = run.target.url
+    /// The Host header value for `url`: the port only when it is not the scheme's default.
+    static func hostHeader(_ url: EndpointURL) -> String {
         let defaultPort: UInt16 = url.scheme == "http" ? 80 : 443
-        headers.add("Host", url.port == defaultPort ? (url.host.contains(":") ? "[\(url.host)]" : url.host) : url.authority)
+        let host = url.host.contains(":") ? "[\(url.host)]" : url.host
+        return url.port == defaultPort ? host : "\(host):\(url.port)"
+    }
+
+    /// Sends a request for `pathAndQuery` to `url`'s host (the target's by default) and reads
+    /// the answer within `phase`'s deadline.
+    ///
+    /// - Parameters:
+    ///   - bodyLimit: bytes of body accepted; with `truncate`, reading stops there instead.
+    ///   - keepBody: false only counts the body's bytes (a blob read).
+    func request(_ pathAndQuery: String, method: String = "GET", over stream: any ByteStream,
+                 phase: Phase, headers extra: [(String, String)] = [], keepAlive: Bool = false,
+                 url: EndpointURL? = nil, bodyLimit: Int = 1024 * 1024, truncate: Bool = false,
+                 keepBody: Bool = true, run: ProbeRun) async throws(ProbeFailure) -> HTTPClientResponse {
+        var headers = HTTPHeaders()
+        headers.add("Host", Self.hostHeader(url ?? run.target.url))
         headers.add("User-Agent", "egress-monitor/\(EgressMonitorVersion.current)")
-        headers.add("Accept", "*/*")
+        if !extra.contains(where: { $0.0.lowercased() == "accept" }) { headers.add("Accept", "*/*") }
         for (name, value) in extra { headers.add(name, value) }
-        headers.add("Connection", "close")
+        if !keepAlive { headers.add("Connection", "close") }
         let request = HTTPRequest(method: method, target: pathAndQuery, headers: headers)
         return try await run.phase(phase) { deadline throws(ProbeFailure) in
             do throws(HTTPClientError) {
-                let response = try await HTTPClient.send(request, over: stream, deadline: deadline)
+                let response = try await HTTPClient.send(request, over: stream, deadline: deadline,
+                                                         limits: .init(maxBodyBytes: bodyLimit),
+                                                         truncateBody: truncate, keepBody: keepBody)
                 run.httpStatus = response.head.status
                 return response
             } catch {

@@ -1,14 +1,93 @@
 import EgressNet
 
-/// Probes a registry (Docker Hub, a mirror, any distribution registry) up to `GET /v2/`.
-/// Token, manifest and blob phases build on this for targets that name an image.
+/// Probes a registry (Docker Hub, a mirror, any distribution registry): `/v2/`, then for each
+/// image the target names, a pull token (`auth`), the manifest's digest (`manifest`), and every
+/// `blob_interval` a bounded read of a layer (`blob`) — as far as a pull goes, without spending
+/// Docker Hub's pull quota (HEADs; a GET at most every `manifest_get_interval`).
 struct RegistryProber: Prober {
     func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
-        let raw = try await steps.open(run)
-        defer { raw.close() }
-        let stream: any ByteStream = run.target.usesTLS ? try await steps.tls(over: raw, run) : raw
-        let response = try await steps.request("/v2/", over: stream, phase: .http, run: run)
-        try RegistryAPICheck.checkV2(response.head)
+        let session = RegistrySession(run: run, steps: steps)
+        defer { session.close() }
+        try await session.connect()
+        let v2 = try await session.request("/v2/", phase: .http)
+        try RegistryAPICheck.checkV2(v2.head)
+        let target = run.target
+        guard !target.images.isEmpty else { return }
+        run.registry = RegistryObservation()
+        let auth = RegistryAuth.from(v2.head)
+        let tokens = TokenFlow(session: session)
+        let blobDue = steps.registryState.claimBlobRead(PairKey(target: target.name, path: run.path.name),
+                                                        interval: target.registry.blobIntervalSeconds)
+        for (i, image) in target.images.enumerated() {
+            var authorization = try await tokens.authorization(auth, repository: image.repository)
+            var head: HTTPClientResponse
+            do {
+                head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
+            } catch where error.reason == .httpUnauthorized && authorization == nil {
+                // /v2/ was open but the repository is not: authenticate as its challenge says.
+                let challenge = try await session.request(Manifests.path(image), method: "HEAD", phase: .manifest,
+                                                          headers: [("Accept", Manifests.accept)])
+                guard case .bearer = RegistryAuth.from(challenge.head) else { throw error }
+                authorization = try await tokens.authorization(RegistryAuth.from(challenge.head), repository: image.repository)
+                head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
+            }
+            let digest = head.head.headers["Docker-Content-Digest"]
+            if let digest { run.registry?.digests[image.description] = digest }
+            if i == 0 && blobDue {
+                try await readBlob(image, manifestDigest: digest, authorization: authorization, session: session)
+            }
+        }
+    }
+
+    /// The blob phase for `image`: picks the layer (configured, remembered, or read from the
+    /// manifest with a GET when allowed), reads it, checks `min_throughput`.
+    private func readBlob(_ image: ImageReference, manifestDigest: String?, authorization: String?,
+                          session: RegistrySession) async throws(ProbeFailure) {
+        let run = session.run
+        let target = run.target
+        let state = session.steps.registryState
+        var layer = target.registry.blobDigest
+        if layer == nil {
+            let remembered = state.layer(target: target.name, image: image.description)
+            if let remembered, remembered.manifestDigest == manifestDigest || target.kind == .dockerhub {
+                layer = remembered.layerDigest
+            }
+        }
+        if layer == nil {
+            // Docker Hub counts manifest GETs as pulls: at most one per manifest_get_interval.
+            let allowed = target.kind != .dockerhub
+                || state.claimManifestGet(target: target.name, image: image.description,
+                                          interval: target.registry.manifestGetIntervalSeconds)
+            if !allowed { return }
+            layer = try await layerDigest(image, manifestDigest: manifestDigest, authorization: authorization, session: session)
+            if let layer {
+                state.store(layer: .init(manifestDigest: manifestDigest, layerDigest: layer), target: target.name, image: image.description)
+            }
+        }
+        guard let layer else { return }
+        let measurement = try await BlobRead.measure(image, digest: layer, authorization: authorization, session: session)
+        run.registry?.blob = measurement
+        if let minimum = target.registry.minThroughputBytesPerSecond, let rate = measurement.bytesPerSecond, rate < minimum {
+            throw ProbeFailure(.blob, .blobTooSlow,
+                               "read \(measurement.bytes) bytes at \(Int(rate)) B/s, below min_throughput \(Int(minimum)) B/s")
+        }
+    }
+
+    /// GETs the manifest (and, for an index, the linux/amd64 manifest) for its largest layer.
+    private func layerDigest(_ image: ImageReference, manifestDigest: String?, authorization: String?,
+                             session: RegistrySession) async throws(ProbeFailure) -> String? {
+        var reference = manifestDigest ?? image.reference
+        for _ in 0..<2 {
+            let manifest = try await Manifests.fetch(image, reference: reference, method: "GET",
+                                                     authorization: authorization, session: session)
+            switch Manifests.content(of: manifest.body) {
+            case .image(let layer)?: return layer
+            case .index(let platformManifest)?: reference = platformManifest
+            case nil:
+                throw ProbeFailure(.manifest, .httpBadResponse, "the manifest of \(image) names no layers")
+            }
+        }
+        return nil
     }
 }
 

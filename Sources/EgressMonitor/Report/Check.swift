@@ -116,14 +116,29 @@ public enum CheckCommand {
             out += line + "\n"
         }
 
-        let failures = results.filter { !$0.success }
-        if !failures.isEmpty {
+        // Failures grouped by phase and reason: what it means and what to try, said once.
+        var groups: [(failure: ProbeFailure, results: [ProbeResult])] = []
+        for r in results {
+            guard let f = r.failure else { continue }
+            if let i = groups.firstIndex(where: { $0.failure.phase == f.phase && $0.failure.reason == f.reason }) {
+                groups[i].results.append(r)
+            } else {
+                groups.append((f, [r]))
+            }
+        }
+        if !groups.isEmpty {
             out += "\n" + style.bold("Why they failed, and what to try:") + "\n"
-            for r in failures {
-                guard let f = r.failure else { continue }
-                let hint = Hints.hint(for: f.reason)
-                out += "  \(r.target) over \(r.path): " + style.red("\(f.phase.rawValue)/\(f.reason.rawValue)") + " — \(f.detail)\n"
-                out += "    " + Format.wrap(hint.meaning, width: 92, indent: "    ") + "\n"
+            for g in groups {
+                let hint = Hints.hint(for: g.failure.reason)
+                let key = "\(g.failure.phase.rawValue)/\(g.failure.reason.rawValue)"
+                // Wrapped as if the key were plain text, then the key painted.
+                let meaning = Format.wrap("\(key): \(hint.meaning)", width: 94, indent: "    ")
+                out += "\n  " + style.red(key) + meaning.dropFirst(key.count) + "\n"
+                let labels = g.results.map { "\($0.target) over \($0.path):" }
+                let width = labels.map(\.count).max() ?? 0
+                for (label, r) in zip(labels, g.results) {
+                    out += "    " + label.padding(toLength: width + 1, withPad: " ", startingAt: 0) + (r.failure?.detail ?? "") + "\n"
+                }
                 out += "    " + Format.wrap("Try: " + hint.advice, width: 92, indent: "    ") + "\n"
             }
         }

@@ -59,7 +59,7 @@ public enum Hints {
             advice: "check the port in the URL and that the service runs."),
         .tcpReset: Hint(
             meaning: "The connection was reset while it was being set up: something on the way actively rejects connections to this address.",
-            advice: "try a proxy or VPN path for this target."),
+            advice: "use another path for this target (a proxy or VPN that gets past the block)."),
         .netUnreachable: Hint(
             meaning: "There is no route to that network from this path (network unreachable).",
             advice: "check the path's routing: an interface that is down, no default route, or no IPv6 route for an IPv6 address."),
@@ -85,10 +85,10 @@ public enum Hints {
         // tls
         .tlsTimeout: Hint(
             meaning: "No answer to the TLS ClientHello before the timeout: the handshake is silently dropped, typical of SNI filtering that black-holes.",
-            advice: "use a proxy or VPN path for this target, or a mirror."),
+            advice: "use another path for this target (a proxy or VPN that gets past the filter), or a mirror."),
         .tlsReset: Hint(
             meaning: "The TLS handshake was reset right after the ClientHello: typical of SNI filtering on this path.",
-            advice: "use a proxy path (or a VPN) for this target, or a mirror."),
+            advice: "use another path for this target (a proxy or VPN that gets past the filter), or a mirror."),
         .tlsCertUntrusted: Hint(
             meaning: "The server's certificate is not trusted: a self-signed or private CA, or something on this path intercepting TLS.",
             advice: "for a private registry, set ca_file to its CA; if a public registry shows this, do not trust this path."),

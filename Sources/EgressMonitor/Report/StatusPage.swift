@@ -2,9 +2,11 @@ import EgressNet
 
 /// The human status page at `/`: server-rendered HTML with its CSS inline, no external assets,
 /// no JavaScript; it reloads itself. A target × path table of coloured cells (✓/✗ as well as
-/// colour), then one card per pair with the reason in words, the hint, the phase times and the
-/// age of the last success. Every value from config or probes is HTML-escaped. Below 40em wide
-/// (a phone) the cards stack and the table scrolls sideways.
+/// colour, the preferred path starred); then the failures grouped by phase and reason, each
+/// group with the reason in words and what to try, each pair with its detail, phase times and
+/// the age of its last success; then the working pairs with their timings. Every value from
+/// config or probes is HTML-escaped. Below 40em wide (a phone) the working pairs stack as cards
+/// and a wide table scrolls sideways.
 enum StatusPage {
     static func render(_ report: StatusReport) -> [UInt8] {
         let now = report.generatedAt
@@ -63,10 +65,26 @@ enum StatusPage {
             html += "</tbody></table></div>\n"
         }
 
-        // One card per pair.
-        if !report.results.isEmpty {
-            html += "<h2>Each pair</h2>\n"
-            for e in report.results { html += card(e, preferred: report.recommendations[e.target] == e.path, now: now) }
+        // Why pairs fail: one card per phase and reason, its meaning and what to try said once,
+        // then the pairs that failed that way.
+        let failed = report.results.filter { $0.success == false }
+        if !failed.isEmpty {
+            html += "<h2 id=\"failing\">Why pairs fail</h2>\n"
+            var groups: [(key: String, entries: [StatusReport.Entry])] = []
+            for e in failed {
+                let key = "\(e.phase ?? "?") / \(e.reason ?? "?")"
+                if let i = groups.firstIndex(where: { $0.key == key }) { groups[i].entries.append(e) } else { groups.append((key, [e])) }
+            }
+            for group in groups { html += reasonCard(group.key, group.entries, now: now) }
+        }
+
+        // Working pairs: how fast, and what they connected to.
+        let working = report.results.filter { $0.success == true }
+        if !working.isEmpty {
+            html += "<h2 id=\"working\">Working pairs</h2>\n<div class=\"scroll\"><table class=\"list\">\n"
+            html += "<thead><tr><th>target</th><th>path</th><th>round</th><th>phases</th><th>last success</th><th>connection</th></tr></thead>\n<tbody>\n"
+            for e in working { html += workingRow(e, preferred: report.recommendations[e.target] == e.path, now: now) }
+            html += "</tbody></table></div>\n"
         }
 
         html += """
@@ -107,57 +125,68 @@ enum StatusPage {
         let star = preferred ? " <span class=\"pref\" title=\"preferred path\">★</span>" : ""
         switch e.success {
         case .none:
-            return "<td class=\"pending\"><a href=\"#\(anchor(e))\">… pending</a></td>"
+            return "<td class=\"pending\">… pending</td>"
         case .some(true):
             let time = e.duration.map { "<span class=\"small\">\(Format.duration($0))</span>" } ?? ""
             return "<td class=\"ok\(preferred ? " preferred" : "")\"><a href=\"#\(anchor(e))\">✓ ok</a>\(star)\(time)</td>"
         case .some(false):
             let lastOK = e.lastSuccessAt.map { "ok \(Format.age(now - $0)) ago" } ?? "never ok"
-            return "<td class=\"fail\"><a href=\"#\(anchor(e))\">✗ \(escape(e.phase ?? "?"))</a>"
-                + "<span class=\"small\">\(escape(e.reason ?? "?"))</span><span class=\"small\">\(lastOK)</span></td>"
+            let title = e.hint.map { " title=\"\(escape($0.meaning))\"" } ?? ""
+            return "<td class=\"fail\"\(title)><a href=\"#\(anchor(e))\">✗ \(escape(e.phase ?? "?"))</a>"
+                + "<span class=\"small\">\(breakable(e.reason ?? "?"))</span><span class=\"small\">\(lastOK)</span></td>"
         }
     }
 
-    static func card(_ e: StatusReport.Entry, preferred: Bool, now: Double) -> String {
-        let cls = e.success.map { $0 ? "ok" : "fail" } ?? "pending"
-        var html = "<section class=\"card \(cls)\" id=\"\(anchor(e))\">\n<h3>\(escape(e.target)) <span class=\"over\">over</span> \(escape(e.path))"
-        switch e.success {
-        case .some(true): html += " <span class=\"badge ok\">✓ ok</span>"
-        case .some(false): html += " <span class=\"badge fail\">✗ \(escape(e.phase ?? "?")) / \(escape(e.reason ?? "?"))</span>"
-        case .none: html += " <span class=\"badge pending\">pending</span>"
-        }
-        if preferred { html += " <span class=\"badge pref\">★ preferred</span>" }
-        html += "</h3>\n"
-        if let hint = e.hint {
-            html += "<p class=\"meaning\">\(escape(hint.meaning))</p>\n"
-            html += "<p class=\"advice\"><b>Try:</b> \(escape(hint.advice))</p>\n"
-        }
-        if let detail = e.detail { html += "<p class=\"detail\"><code>\(escape(detail))</code></p>\n" }
-        guard e.success != nil else {
-            return html + "<p class=\"small\">No round has finished yet.</p>\n</section>\n"
-        }
-        var facts: [(String, String)] = []
-        let phaseTimes = Phase.allCases.compactMap { p -> String? in
+    /// Phase times as `dns 2.5 ms · connect 0.2 ms · tls failed`.
+    static func phaseTimes(_ e: StatusReport.Entry) -> String {
+        Phase.allCases.compactMap { p -> String? in
             if let s = e.seconds(p) { return "\(p.rawValue) \(Format.duration(s))" }
             if e.phase == p.rawValue { return "\(p.rawValue) <b class=\"bad\">failed</b>" }
             return nil
+        }.joined(separator: " · ")
+    }
+
+    /// A reason code that may break after its underscores on a narrow screen.
+    static func breakable(_ code: String) -> String {
+        escape(code).split(separator: "_", omittingEmptySubsequences: false).joined(separator: "_<wbr>")
+    }
+
+    static func reasonCard(_ key: String, _ entries: [StatusReport.Entry], now: Double) -> String {
+        var html = "<section class=\"card fail\">\n<h3><span class=\"badge fail\">✗ \(escape(key))</span> "
+            + "<span class=\"over\">\(entries.count) pair\(entries.count == 1 ? "" : "s")</span></h3>\n"
+        if let hint = entries.first?.hint {
+            html += "<p class=\"meaning\">\(escape(hint.meaning))</p>\n"
+            html += "<p class=\"advice\"><b>Try:</b> \(escape(hint.advice))</p>\n"
         }
-        if !phaseTimes.isEmpty { facts.append(("phases", phaseTimes.joined(separator: " · "))) }
-        if let d = e.duration { facts.append(("round", Format.duration(d) + (e.startedAt.map { ", \(Format.age(now - $0)) ago" } ?? ""))) }
-        facts.append(("last success", e.lastSuccessAt.map { "\(Format.age(now - $0)) ago" } ?? "never, since the agent started"))
-        if let a = e.address { facts.append(("address", "<code>\(escape(a))</code>")) }
-        if let v = e.tlsVersion {
-            facts.append(("TLS", escape(v) + (e.tlsCipher.map { " <code>\(escape($0))</code>" } ?? "")))
+        html += "<ul class=\"pairs\">\n"
+        for e in entries {
+            html += "<li id=\"\(anchor(e))\"><b>\(escape(e.target))</b> <span class=\"over\">over</span> <b>\(escape(e.path))</b>"
+            if let detail = e.detail { html += ": <code>\(escape(detail))</code>" }
+            var facts: [String] = []
+            let phases = phaseTimes(e)
+            if !phases.isEmpty { facts.append(phases) }
+            if let started = e.startedAt { facts.append("last round \(Format.age(now - started)) ago") }
+            facts.append(e.lastSuccessAt.map { "last success \(Format.age(now - $0)) ago" } ?? "never a success since the agent started")
+            html += "<span class=\"small\">" + facts.joined(separator: " · ") + "</span></li>\n"
         }
+        return html + "</ul>\n</section>\n"
+    }
+
+    static func workingRow(_ e: StatusReport.Entry, preferred: Bool, now: Double) -> String {
+        var html = "<tr id=\"\(anchor(e))\"><td>\(escape(e.target))</td><td>\(escape(e.path))"
+        if preferred { html += " <span class=\"badge pref\">★ preferred</span>" }
+        html += "</td><td>\(e.duration.map(Format.duration) ?? "")</td><td>\(phaseTimes(e))</td>"
+        html += "<td>\(e.lastSuccessAt.map { "\(Format.age(now - $0)) ago" } ?? "")</td><td>"
+        var connection: [String] = []
+        if let a = e.address { connection.append("<code>\(escape(a))</code>") }
+        if let v = e.tlsVersion { connection.append(escape(v)) }
         if let notAfter = e.certNotAfter {
-            let days = (notAfter - now) / 86_400
-            let text = days < 0 ? "<b class=\"bad\">expired \(Format.utc(notAfter))</b>"
-                : "\(Format.utc(notAfter)) (in \(Int(days)) day\(Int(days) == 1 ? "" : "s"))"
-            facts.append(("certificate until", text))
+            let days = Int(((notAfter - now) / 86_400).rounded(.down))
+            connection.append(days < 0 ? "<b class=\"bad\">certificate expired</b>"
+                : "certificate valid \(days) more day\(days == 1 ? "" : "s")")
         }
-        if let status = e.httpStatus { facts.append(("HTTP status", "\(status)")) }
-        html += "<dl>" + facts.map { "<dt>\($0.0)</dt><dd>\($0.1)</dd>" }.joined() + "</dl>\n</section>\n"
-        return html
+        if let status = e.httpStatus { connection.append("HTTP \(status)") }
+        return html + connection.joined(separator: " · ") + "</td></tr>\n"
     }
 
     static let css = """
@@ -165,16 +194,16 @@ enum StatusPage {
     *{box-sizing:border-box}
     body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:var(--ink);background:#fff}
     header{background:#24292f;color:#fff;padding:.6rem 1rem}header h1{font-size:1.2rem;margin:0}
-    .agent{margin:.2rem 0 0;font-size:.85rem;color:#d0d7de}.agent code{color:#fff}
+    .agent{margin:.2rem 0 0;font-size:.85rem;color:#d0d7de;overflow-wrap:anywhere}.agent code{color:#fff}
     .agent .good{color:#8ddb8c}.agent .bad{color:#ffaba8;font-weight:600}
     main{padding:0 1rem 1rem;max-width:72rem}
-    h2{font-size:1.05rem;margin:1.2rem 0 .5rem}
+    h2{font-size:1.05rem;margin:1.3rem 0 .5rem}
     .verdict{margin:1rem 0 0;padding:.6rem .8rem;border-radius:6px;font-weight:600}
     .verdict.ok{background:var(--ok);color:var(--ok-ink)}.verdict.fail{background:var(--fail);color:var(--fail-ink)}.verdict.none{background:var(--pend)}
     .scroll{overflow-x:auto}
-    table.matrix{border-collapse:collapse}
-    .matrix th,.matrix td{border:1px solid var(--line);padding:.35rem .6rem;text-align:left;vertical-align:top}
-    .matrix thead th{background:#f6f8fa;font-weight:600}
+    table{border-collapse:collapse}
+    th,td{border:1px solid var(--line);padding:.35rem .6rem;text-align:left;vertical-align:top}
+    thead th{background:#f6f8fa;font-weight:600}
     .matrix tbody th{background:#f6f8fa;font-weight:600;white-space:nowrap}
     .matrix td{min-width:7.5rem}
     .matrix td a{color:inherit;text-decoration:none;font-weight:600}
@@ -182,21 +211,32 @@ enum StatusPage {
     .matrix td.pending,.matrix td.none{background:var(--pend);color:var(--muted)}
     .matrix td.preferred{box-shadow:inset 0 0 0 2px var(--ok-ink)}
     .use{display:block;font-weight:400;font-size:.8rem;color:var(--ok-ink)}.use.bad{color:var(--fail-ink)}
-    .small{display:block;font-size:.8rem;overflow-wrap:anywhere}
+    .small{display:block;font-size:.8rem}
     .pref{color:#9a6700}
-    .card{border:1px solid var(--line);border-left:6px solid var(--line);border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}
-    .card.ok{border-left-color:#2da44e}.card.fail{border-left-color:#cf222e}
+    .card{border:1px solid var(--line);border-left:6px solid #cf222e;border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}
     .card h3{font-size:1rem;margin:0 0 .3rem}.over{font-weight:400;color:var(--muted)}
-    .badge{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;border-radius:1rem;white-space:nowrap}
-    .badge.ok{background:var(--ok);color:var(--ok-ink)}.badge.fail{background:var(--fail);color:var(--fail-ink)}
-    .badge.pending{background:var(--pend)}.badge.pref{background:#fff8c5;color:#7d4e00}
-    .meaning{margin:.2rem 0}.advice{margin:.2rem 0}.detail{margin:.2rem 0;color:var(--muted);overflow-wrap:anywhere}
-    dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem .8rem;margin:.4rem 0 0;font-size:.9rem}
-    dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
+    .badge{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;border-radius:1rem}
+    .badge.fail{background:var(--fail);color:var(--fail-ink)}.badge.pref{background:#fff8c5;color:#7d4e00;white-space:nowrap}
+    .meaning,.advice{margin:.2rem 0}
+    ul.pairs{margin:.4rem 0 0;padding-left:1.1rem}ul.pairs li{margin:.25rem 0;overflow-wrap:anywhere}
+    ul.pairs .small{color:var(--muted)}
+    table.list{width:100%}table.list td{font-size:.9rem}table.list td:nth-child(4),table.list td:nth-child(6){font-size:.85rem}
     .bad{color:var(--fail-ink)}
     code{font:.85em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
     footer{padding:.5rem 1rem 1rem;font-size:.85rem;color:var(--muted)}
-    @media (max-width:40em){main{padding:0 .6rem .6rem}dl{grid-template-columns:1fr}dt{margin-top:.2rem}}
+    footer a{color:inherit}
+    @media (max-width:40em){
+    main{padding:0 .5rem .5rem}
+    .matrix th,.matrix td{padding:.3rem .35rem}.matrix td{min-width:5.5rem;font-size:.9rem}
+    table.list,table.list tbody,table.list tr,table.list td{display:block;border:0}
+    table.list thead{display:none}
+    table.list tr{border:1px solid var(--line);border-left:6px solid #2da44e;border-radius:6px;margin:.5rem 0;padding:.3rem .6rem}
+    table.list td{padding:.1rem 0}
+    table.list td:nth-child(1){font-weight:600;display:inline}table.list td:nth-child(2){display:inline;padding-left:.3rem}
+    table.list td:nth-child(2)::before{content:"over ";color:var(--muted)}
+    table.list td:nth-child(3)::before{content:"round ";color:var(--muted)}
+    table.list td:nth-child(5)::before{content:"last success ";color:var(--muted)}
+    }
     """
 
     static func escape(_ s: String) -> String {

@@ -31,6 +31,8 @@ public final class Scheduler: Sendable {
         let config = engine.config
         let keys = config.pairs.map { PairKey(target: $0.target.name, path: $0.path.name) }
         store.setPairs(keys)
+        store.setUpstreams(Dictionary(config.targets.compactMap { t in t.registry.upstream.map { (t.name, $0) } },
+                                      uniquingKeysWith: { a, _ in a }))
         slots.setLimit(config.concurrency)
         let cancelled: [Task<Void, Never>] = state.withLock { s in
             guard !s.stopped else { return [] }

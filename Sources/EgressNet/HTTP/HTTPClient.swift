@@ -9,6 +9,12 @@ public struct HTTPClientResponse: Sendable {
     public let timeToFirstByte: Double
     /// Seconds from the end of writing the request to the last byte read.
     public let totalTime: Double
+    /// Body bytes received (also when the body was not kept).
+    public let bodyByteCount: Int
+    /// Seconds from the first body byte to the last (0 for an empty body).
+    public let bodyTime: Double
+    /// Whether the connection may carry another request (keep-alive, body complete).
+    public let reusable: Bool
 }
 
 /// Why an HTTP exchange failed. Probes map these onto `http_timeout`, `http_reset` and
@@ -35,9 +41,13 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
 
 /// One HTTP/1.1 request and its response over a `ByteStream`, bounded in time and size.
 public enum HTTPClient {
+    /// - Parameters:
+    ///   - truncateBody: stop reading once `limits.maxBodyBytes` body bytes arrived (a bounded
+    ///     read of a blob) instead of failing.
+    ///   - keepBody: false counts body bytes without keeping them (throughput reads).
     public static func send(_ request: HTTPRequest, over stream: any ByteStream, deadline: Deadline,
                             limits: HTTPResponseParser.Limits = .init(),
-                            truncateBody: Bool = false) async throws(HTTPClientError) -> HTTPClientResponse {
+                            truncateBody: Bool = false, keepBody: Bool = true) async throws(HTTPClientError) -> HTTPClientResponse {
         let bytes: [UInt8]
         do { bytes = try request.serialize() } catch { throw HTTPClientError.badRequest("\(error)") }
         do {
@@ -49,6 +59,9 @@ public enum HTTPClient {
         var parser = HTTPResponseParser(limits: limits, requestMethod: request.method, truncateBody: truncateBody)
         var head: HTTPResponseHead?
         var body: [UInt8] = []
+        var bodyCount = 0
+        var firstBodyByte: UInt64?
+        var lastBodyByte: UInt64 = 0
         var firstByte: Double?
         while true {
             let chunk: [UInt8]
@@ -70,12 +83,20 @@ public enum HTTPClient {
             for event in events {
                 switch event {
                 case .head(let h): head = h
-                case .body(let b): body += b
+                case .body(let b):
+                    if keepBody { body += b }
+                    bodyCount += b.count
+                    let now = MonotonicClock.nanoseconds()
+                    if firstBodyByte == nil { firstBodyByte = now }
+                    lastBodyByte = now
                 case .end:
                     guard let head else { throw HTTPClientError.badResponse(.incompleteHead) }
+                    let bodyTime = firstBodyByte.map { Double(lastBodyByte - $0) / 1e9 } ?? 0
                     return HTTPClientResponse(head: head, body: body, bodyTruncated: parser.bodyTruncated,
                                               timeToFirstByte: firstByte ?? 0,
-                                              totalTime: MonotonicClock.seconds(since: sent))
+                                              totalTime: MonotonicClock.seconds(since: sent),
+                                              bodyByteCount: bodyCount, bodyTime: bodyTime,
+                                              reusable: !parser.bodyTruncated && parser.canReuseConnection)
                 }
             }
             if chunk.isEmpty {

@@ -1,0 +1,65 @@
+import Foundation
+import EgressNet
+
+/// Usernames and passwords for private registries (Harbor, Nexus), by host, read from the
+/// config's `credentials_file`. Never printed: `description` shows hosts only.
+public struct RegistryCredentials: Sendable, Equatable, CustomStringConvertible {
+    public struct Login: Sendable, Equatable {
+        public let username: String
+        public let password: String
+    }
+
+    /// host (or host:port) → login.
+    let logins: [String: Login]
+
+    public init(logins: [String: Login] = [:]) { self.logins = logins }
+
+    /// The login for a registry at `url`: by `host:port`, then by `host`.
+    public func login(for url: EndpointURL) -> Login? {
+        logins["\(url.host):\(url.port)"] ?? logins[url.host]
+    }
+
+    public var description: String { "credentials for \(logins.keys.sorted().joined(separator: ", "))" }
+
+    /// Reads `{"registry.example.com": {"username": "...", "password": "..."}}`. Problems are
+    /// returned as messages for the `credentials_file` field; a file others can read is
+    /// allowed but reported through `warn`.
+    static func load(path: String, warn: (String) -> Void) -> Result<RegistryCredentials, URLProblem> {
+        var info = stat()
+        guard stat(path, &info) == 0, let data = FileManager.default.contents(atPath: path) else {
+            return .failure(URLProblem("cannot read \(path)"))
+        }
+        if info.st_mode & 0o077 != 0 {
+            warn("credentials file \(path) can be read by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        guard let json = try? JSONValue.parse(data), case .object(let top) = json else {
+            return .failure(URLProblem("\(path) is not a JSON object of host → {\"username\", \"password\"}"))
+        }
+        var logins: [String: Login] = [:]
+        for (host, value) in top {
+            guard case .object(let entry) = value, case .string(let user)? = entry["username"],
+                  case .string(let pass)? = entry["password"], Set(entry.keys).isSubset(of: ["username", "password"]) else {
+                return .failure(URLProblem("\(path): entry \"\(host)\" must be {\"username\": \"...\", \"password\": \"...\"}"))
+            }
+            logins[host.lowercased()] = Login(username: user, password: pass)
+        }
+        return .success(RegistryCredentials(logins: logins))
+    }
+}
+
+extension AgentConfig {
+    /// Gives every mirror without an upstream the `dockerhub` target as its upstream, and makes
+    /// each upstream probe the images its mirrors probe, so their digests can be compared.
+    mutating func linkMirrorsToUpstreams() {
+        let hub = targets.first { $0.kind == .dockerhub }?.name
+        for i in targets.indices where targets[i].kind == .mirror && targets[i].registry.upstream == nil {
+            targets[i].registry.upstream = hub
+        }
+        for mirror in targets where mirror.kind == .mirror {
+            guard let up = mirror.registry.upstream, let j = targets.firstIndex(where: { $0.name == up }) else { continue }
+            for image in mirror.images where !targets[j].images.contains(image) {
+                targets[j].images.append(image)
+            }
+        }
+    }
+}
