@@ -72,7 +72,7 @@ import EgressNet
         (#"{"targets": [{"name": "x", "kind": "quay"}]}"#,
          [#"targets[0].kind: "quay" is not one of dockerhub, mirror, registry, tcp, tls, https"#]),
         (#"{"targets": [{"name": "x", "kind": "dockerhub", "colour": "red"}]}"#,
-         ["targets[0].colour: unknown field (expected one of: name, kind, url, ca_file, resolver, image, images, paths, upstream, manifest_get_interval_seconds, blob_interval_seconds, blob_bytes, min_throughput_bytes_per_second, blob_digest)"]),
+         ["targets[0].colour: unknown field (expected one of: name, kind, url, ca_file, resolver, image, images, paths, upstream, manifest_get_interval_seconds, blob_interval_seconds, blob_bytes, min_throughput_bytes_per_second, blob_digest, public)"]),
         (#"{"targets": [{"name": "x", "kind": "mirror", "url": "https://m.example", "upstream": "hub"}]}"#,
          [#"targets[0].upstream: "hub" is not another target named in targets"#]),
         (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://m.example", "upstream": "x"}]}"#,

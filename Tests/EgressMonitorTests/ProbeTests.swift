@@ -222,6 +222,36 @@ import EgressTestSupport
         }
     }
 
+    @Test(.enabled(if: Lab.has("dnsmasq"), "needs dnsmasq"))
+    func poisonedAnswersAreSuspicious() async throws {
+        let poisoned = try await LabDnsmasq.start(records: [
+            .host(name: "registry-1.docker.io", ips: ["127.0.0.1"]),
+            .host(name: "mirror.lab.test", ips: ["127.0.0.2"]),
+            .host(name: "zero.lab.test", ips: ["0.0.0.0"]),
+        ])
+        let reference = try await LabDnsmasq.start(records: [.host(name: "mirror.lab.test", ips: ["127.0.0.1"])])
+        defer { poisoned.stop(); reference.stop() }
+        let local = ResolverConfig(name: "local", address: poisoned.address)
+        let trusted = ResolverConfig(name: "trusted", address: reference.address, trusted: true)
+
+        // Docker Hub (public) answered with loopback: a poisoned answer.
+        let hub = Target(name: "hub", kind: .dockerhub, url: LabConfig.url("https://registry-1.docker.io"), resolver: "local")
+        #expect(hub.isPublic)
+        let r1 = await LabConfig.probe(hub, resolvers: [local])
+        Self.expectFailure(r1, .dns, .dnsSuspiciousAnswer)
+        #expect(r1.failure?.detail.contains("127.0.0.1") == true)
+
+        // 0.0.0.0 is suspicious for any target.
+        Self.expectFailure(await LabConfig.probe(LabConfig.target(url: "https://zero.lab.test", resolver: "local"), resolvers: [local]),
+                           .dns, .dnsSuspiciousAnswer)
+
+        // A private target may resolve to loopback, but not against the trusted resolver's answer.
+        let mirror = LabConfig.target(kind: .tcp, url: "tcp://mirror.lab.test:1", resolver: "local")
+        Self.expectFailure(await LabConfig.probe(mirror, resolvers: [local, trusted]), .dns, .dnsSuspiciousAnswer)
+        // Without a trusted resolver the same answer is taken (and the closed port refuses).
+        Self.expectFailure(await LabConfig.probe(mirror, resolvers: [local]), .connect, .tcpRefused)
+    }
+
     @Test func silentResolverIsDNSTimeout() async throws {
         // A UDP socket that is bound but never answers.
         let silent = try Socket.udp(family: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0).addressFamily)

@@ -139,6 +139,9 @@ public struct Target: Sendable, Equatable {
     public var paths: [String]?
     /// How deep and how often the registry phases go.
     public var registry = RegistryOptions()
+    /// A public host (Docker Hub, a public mirror): DNS answers in private, loopback,
+    /// link-local or reserved ranges are then `dns_suspicious_answer`. Default: `dockerhub` only.
+    public var isPublic: Bool
     /// Where a discovered target came from; nil when configured.
     public let discoveredFrom: String?
 
@@ -152,6 +155,7 @@ public struct Target: Sendable, Equatable {
         self.images = images
         self.paths = paths
         self.discoveredFrom = discoveredFrom
+        self.isPublic = kind == .dockerhub
     }
 
     /// Whether the probe needs TLS.

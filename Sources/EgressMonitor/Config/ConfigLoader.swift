@@ -323,7 +323,7 @@ struct Validator {
 
     static let targetFields = ["name", "kind", "url", "ca_file", "resolver", "image", "images", "paths", "upstream",
                                "manifest_get_interval_seconds", "blob_interval_seconds", "blob_bytes",
-                               "min_throughput_bytes_per_second", "blob_digest"]
+                               "min_throughput_bytes_per_second", "blob_digest", "public"]
 
     mutating func target(_ item: JSONValue, at path: String, seen: inout Set<String>,
                          resolvers: Set<String>, paths: Set<String>) -> Target? {
@@ -409,6 +409,7 @@ struct Validator {
         var target = Target(name: name, kind: kind, url: url, caFile: caFile, resolver: resolver,
                             images: images, paths: targetPaths)
         target.registry = registry
+        if let isPublic = bool(dict, "public", at: path) { target.isPublic = isPublic }
         return target
     }
 

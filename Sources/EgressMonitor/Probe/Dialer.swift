@@ -21,13 +21,21 @@ struct Dialer {
         case .proxy(let proxy):
             return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run)
         case .direct, .interface, .sourceAddress:
+            // A path that cannot be set up fails as such, before its DNS query (which follows
+            // the path) could report the same cause as a resolver failure.
+            do { try binding.check() } catch {
+                throw ProbeFailure(.connect, .pathSetupFailed, "cannot set up a socket for path \(run.path.name): \(error)")
+            }
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
             if let literal = IPAddress(host) {
                 addresses = [literal]
             } else {
+                let trusted = resolvers.first { $0.trusted }
+                let publicHost = host == run.target.url.host && run.target.isPublic
                 addresses = try await run.phase(.dns) { deadline throws(ProbeFailure) in
-                    try await resolution.resolve(host, resolver: resolver, binding: binding, deadline: deadline)
+                    try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
+                                                         binding: binding, deadline: deadline)
                 }
             }
             return try await run.phase(.connect) { deadline throws(ProbeFailure) in
@@ -57,7 +65,9 @@ struct Dialer {
                     }
                 }
                 if localResolution && targetAddress == nil {
-                    targetAddress = try await resolution.resolve(host, resolver: targetResolver, binding: .none, deadline: deadline).first
+                    targetAddress = try await resolution.resolveForProbe(
+                        host, resolver: targetResolver, trusted: resolvers.first { $0.trusted },
+                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none, deadline: deadline).first
                 }
             }
         }

@@ -32,7 +32,34 @@ public final class NameResolution: Sendable {
         return fresh
     }
 
-    /// Resolves `host` with `resolver`, the DNS phase of a probe.
+    /// Resolves `host` for a probe and judges the answer (`dns_suspicious_answer`):
+    ///
+    /// - an address no host can be reached at — 0.0.0.0/8 or `::` — is suspicious for any
+    ///   target; for a target marked public, so is anything in loopback, link-local, private
+    ///   (RFC 1918, CGNAT, ULA), multicast or reserved/documentation ranges: a poisoned answer;
+    /// - when a resolver is marked `trusted` (none is by default), it is asked too, over the
+    ///   same path, and an answer sharing no address with the trusted one is suspicious.
+    ///   (Large CDNs answer differently per resolver, so only an opt-in trusted resolver is
+    ///   compared, and only complete disagreement counts.)
+    public func resolveForProbe(_ host: String, resolver: ResolverConfig, trusted: ResolverConfig?,
+                                publicHost: Bool, binding: SocketBinding,
+                                deadline: Deadline) async throws(ProbeFailure) -> [IPAddress] {
+        let addresses = try await resolve(host, resolver: resolver, binding: binding, deadline: deadline)
+        let bad = addresses.filter { publicHost ? $0.isBogonForPublicHost || $0.isUnspecified : $0.isUnspecified }
+        if !bad.isEmpty {
+            throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
+                               "\(host) resolved to \(bad.map(\.description).joined(separator: ", ")), which \(publicHost ? "a public host cannot have" : "no host can be reached at") (poisoned answer?)")
+        }
+        if let trusted, trusted.name != resolver.name,
+           let reference = try? await resolve(host, resolver: trusted, binding: binding, deadline: deadline),
+           !reference.isEmpty, Set(reference).isDisjoint(with: addresses) {
+            throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
+                               "\(host): \(resolver.name) answered \(addresses.map(\.description).joined(separator: ", ")), trusted resolver \(trusted.name) answered \(reference.map(\.description).joined(separator: ", ")): no address in common (poisoned answer?)")
+        }
+        return addresses
+    }
+
+    /// Resolves `host` with `resolver`.
     public func resolve(_ host: String, resolver: ResolverConfig, binding: SocketBinding,
                         deadline: Deadline) async throws(ProbeFailure) -> [IPAddress] {
         let client: DNSClient
