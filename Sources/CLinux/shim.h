@@ -4,7 +4,44 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <crypt.h>
+#include <stdlib.h>
+
+/// Checks `password` against a crypt(5) hash (bcrypt "$2b$..." among them) with libxcrypt's
+/// reentrant crypt_r. Returns 1 on a match, 0 otherwise.
+static inline int egress_crypt_matches(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    if (data == NULL) return 0;
+    const char *out = crypt_r(password, hash, data);
+    int ok = 0;
+    if (out != NULL && out[0] != '*') {
+        size_t n = 0;
+        unsigned char diff = 0;
+        while (hash[n] != 0 && out[n] != 0) { diff |= (unsigned char)(hash[n] ^ out[n]); n++; }
+        ok = (diff == 0 && hash[n] == 0 && out[n] == 0);
+    }
+    free(data);
+    return ok;
+}
 
 // accept4 is declared by glibc only under _GNU_SOURCE; declare it here.
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/// A new bcrypt ("$2b$") hash of `password` at `cost`, written to `out` (at least 128 bytes).
+/// Returns 1 on success.
+static inline int egress_bcrypt_hash(const char *password, unsigned long cost, char *out, int outSize) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (crypt_gensalt_rn("$2b$", cost, NULL, 0, salt, sizeof salt) == NULL) return 0;
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    if (data == NULL) return 0;
+    const char *hash = crypt_r(password, salt, data);
+    int ok = 0;
+    if (hash != NULL && hash[0] != '*') {
+        size_t n = 0;
+        while (hash[n] != 0 && (int)n < outSize - 1) { out[n] = hash[n]; n++; }
+        out[n] = 0;
+        ok = hash[n] == 0;
+    }
+    free(data);
+    return ok;
+}
 #endif

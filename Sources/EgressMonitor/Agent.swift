@@ -65,8 +65,9 @@ public final class Agent: Sendable {
         self.scheduler = Scheduler(engine: engine, store: results)
         // Reload is wired through a box so the route can call back into the agent once built.
         let box = ReloadBox()
-        do {
-            self.server = try HTTPServer(listenOn: listen) { request in
+        let web = try Self.webSettings(config.web)
+        do throws(NetError) {
+            self.server = try HTTPServer(listenOn: listen, web: web) { request in
                 await Routes(results: results, reload: { await box.agent?.reload() }, agent: { box.agent?.status }).handle(request)
             }
         } catch {
@@ -107,11 +108,22 @@ public final class Agent: Sendable {
             Log.warn("listen changed in the config; it takes effect at the next restart", ["listen": "\(config.listen)"])
         }
         TLSContext.flushCache()
+        do { server.setWeb(try Self.webSettings(config.web)) } catch {
+            Log.error("web settings of the new config cannot be used; keeping the old ones", ["error": "\(error)"])
+        }
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
         results.metrics.set(Catalogue.configReloadSuccessful, 1)
         results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
         Log.info("config reloaded", ["config": source.description, "pairs": "\(config.pairs.count)"])
         return nil
+    }
+
+    static func webSettings(_ web: WebConfig) throws -> WebSettings {
+        var settings = WebSettings(basicAuthUsers: web.basicAuthUsers)
+        if let cert = web.tlsCertFile, let key = web.tlsKeyFile {
+            settings.tls = try TLSContext.server(certFile: cert, keyFile: key)
+        }
+        return settings
     }
 
     /// Stops probing (probes in flight are cancelled) and closes the listener.

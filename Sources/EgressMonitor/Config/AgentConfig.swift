@@ -20,6 +20,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var targets: [Target]
     /// Which sources of proxies and mirrors are read at load (all, by default).
     public var discovery: DiscoverySettings
+    /// The listener's TLS and basic auth.
+    public var web = WebConfig()
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,
@@ -166,6 +168,15 @@ public struct Target: Sendable, Equatable {
         default: return url.scheme == "https"
         }
     }
+}
+
+/// TLS and basic auth for the agent's own listener, as Prometheus's web config has them.
+public struct WebConfig: Sendable, Equatable {
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+    /// user → bcrypt hash (`htpasswd -nBC 10 user`, or Prometheus's own hashes).
+    public var basicAuthUsers: [String: String] = [:]
+    public init() {}
 }
 
 /// The registry phases' settings of one target.

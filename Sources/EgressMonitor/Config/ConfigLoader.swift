@@ -113,7 +113,7 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -196,13 +196,53 @@ struct Validator {
             case .failure(let p): fail("credentials_file", p.message)
             }
         }
+        let web = webConfig(top["web"])
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
+        config.web = web
         config.linkMirrorsToUpstreams()
         return config
+    }
+
+    /// `"web": {"tls_cert_file", "tls_key_file", "basic_auth_users": {"user": "$2y$..."}}`.
+    mutating func webConfig(_ value: JSONValue?) -> WebConfig {
+        var web = WebConfig()
+        guard let value, let dict = object(value, at: "web", fields: ["tls_cert_file", "tls_key_file", "basic_auth_users"]) else { return web }
+        web.tlsCertFile = string(dict, "tls_cert_file", at: "web")
+        web.tlsKeyFile = string(dict, "tls_key_file", at: "web")
+        switch (web.tlsCertFile, web.tlsKeyFile) {
+        case (let cert?, let key?):
+            do { _ = try TLSContext.server(certFile: cert, keyFile: key) } catch {
+                fail("web.tls_cert_file", error.detail)
+            }
+        case (nil, nil):
+            break
+        case (nil, _):
+            fail("web.tls_cert_file", "required with tls_key_file")
+        case (_, nil):
+            fail("web.tls_key_file", "required with tls_cert_file")
+        }
+        if let users = dict["basic_auth_users"] {
+            guard case .object(let map) = users else {
+                fail("web.basic_auth_users", "expected an object of user → bcrypt hash, found \(users.kindName)")
+                return web
+            }
+            for (user, hash) in map.sorted(by: { $0.key < $1.key }) {
+                guard case .string(let h) = hash, PasswordHash.isBcrypt(h) else {
+                    fail("web.basic_auth_users.\(user)", "expected a bcrypt hash ($2y$..., e.g. from htpasswd -nBC 10 \(user))")
+                    continue
+                }
+                guard !user.isEmpty, !user.contains(":") else {
+                    fail("web.basic_auth_users", "\"\(user)\" is not a user name (non-empty, no ':')")
+                    continue
+                }
+                web.basicAuthUsers[user] = h
+            }
+        }
+        return web
     }
 
     /// `"discovery": true | false | {"environment": false, ...}`; every source on by default.

@@ -1,12 +1,29 @@
+import Foundation
 import EgressNet
 import Synchronization
 
+/// The listener's optional TLS and basic auth, in the spirit of Prometheus's web config.
+public struct WebSettings: Sendable {
+    /// Serve HTTPS with this context.
+    public var tls: TLSContext?
+    /// user → bcrypt hash; empty for no authentication.
+    public var basicAuthUsers: [String: String]
+
+    public init(tls: TLSContext? = nil, basicAuthUsers: [String: String] = [:]) {
+        self.tls = tls
+        self.basicAuthUsers = basicAuthUsers
+    }
+}
+
 /// The agent's small HTTP/1.1 listener. Bounded everywhere: connections, request line and
 /// header size, time to read a request head, idle keep-alive time, requests per connection.
+///
+/// Slow or hostile clients cannot keep a scrape from being answered: each connection is its own
+/// task parked on the reactor (a client that sends nothing costs a descriptor, no thread), a
+/// head must arrive within `headerReadTimeout`, and at `maxConnections` the oldest connection
+/// still waiting for a request is closed to make room for the new one.
 public final class HTTPServer: Sendable {
     public struct Limits: Sendable {
-        /// Connections served at once; more are accepted and closed at once, so the backlog
-        /// cannot fill with clients nobody will serve.
         public var maxConnections = 512
         /// Seconds a client has to send a whole request head once it started one.
         public var headerReadTimeout: Double = 5
@@ -24,10 +41,19 @@ public final class HTTPServer: Sendable {
     private let listener: Socket
     private let limits: Limits
     private let handler: Handler
+    private struct Connection {
+        let task: Task<Void, Never>
+        let acceptedAt: UInt64
+        var busy = false
+    }
     private struct State {
         var acceptTask: Task<Void, Never>?
-        var connections: [UInt64: Task<Void, Never>] = [:]
+        var connections: [UInt64: Connection] = [:]
         var nextID: UInt64 = 0
+        var evicted = 0
+        var web = WebSettings()
+        /// Authorization header values that passed a bcrypt check (bcrypt is slow on purpose).
+        var goodCredentials: Set<String> = []
     }
     private let state = Mutex(State())
 
@@ -35,11 +61,21 @@ public final class HTTPServer: Sendable {
     public let boundAddress: SocketAddress
 
     /// Binds `address` now, so a busy port is reported before anything else starts.
-    public init(listenOn address: SocketAddress, limits: Limits = Limits(), handler: @escaping Handler) throws(NetError) {
+    public init(listenOn address: SocketAddress, limits: Limits = Limits(), web: WebSettings = WebSettings(),
+                handler: @escaping Handler) throws(NetError) {
         listener = try Socket.listen(on: address, backlog: 1024)
         boundAddress = listener.localAddress ?? address
         self.limits = limits
         self.handler = handler
+        state.withLock { $0.web = web }
+    }
+
+    /// Replaces TLS and authentication settings (a reload); new connections use them.
+    public func setWeb(_ web: WebSettings) {
+        state.withLock { s in
+            s.web = web
+            s.goodCredentials = []
+        }
     }
 
     public func start() {
@@ -49,7 +85,7 @@ public final class HTTPServer: Sendable {
 
     /// Stops accepting and closes every connection.
     public func stop() async {
-        let (accept, conns) = state.withLock { s in (s.acceptTask, Array(s.connections.values)) }
+        let (accept, conns) = state.withLock { s in (s.acceptTask, s.connections.values.map(\.task)) }
         accept?.cancel()
         for c in conns { c.cancel() }
         await accept?.value
@@ -58,6 +94,8 @@ public final class HTTPServer: Sendable {
     }
 
     public var connectionCount: Int { state.withLock { $0.connections.count } }
+    /// Connections closed to make room for new ones.
+    public var evictedCount: Int { state.withLock { $0.evicted } }
 
     private func acceptLoop() async {
         while !Task.isCancelled {
@@ -72,28 +110,51 @@ public final class HTTPServer: Sendable {
                 try? await Task.sleep(nanoseconds: 100_000_000)
                 continue
             }
-            let id: UInt64? = state.withLock { s in
-                guard s.connections.count < limits.maxConnections else { return nil }
+            let admitted: (id: UInt64, evict: Task<Void, Never>?)? = state.withLock { s in
+                var evict: Task<Void, Never>?
+                if s.connections.count >= limits.maxConnections {
+                    guard let oldest = s.connections.filter({ !$0.value.busy }).min(by: { $0.value.acceptedAt < $1.value.acceptedAt }) else {
+                        return nil
+                    }
+                    evict = oldest.value.task
+                    s.connections.removeValue(forKey: oldest.key)
+                    s.evicted += 1
+                }
                 s.nextID += 1
-                return s.nextID
+                return (s.nextID, evict)
             }
-            guard let id else {
+            guard let admitted else {
                 conn.close()
                 continue
             }
+            admitted.evict?.cancel()
+            let id = admitted.id
             let task = Task { [self] in
-                await serve(conn)
+                await serve(conn, id: id)
                 conn.close()
                 _ = state.withLock { $0.connections.removeValue(forKey: id) }
             }
             state.withLock { s in
                 // The task may already have finished and removed itself; don't resurrect it.
-                if !task.isCancelled { s.connections[id] = task }
+                if !task.isCancelled { s.connections[id] = Connection(task: task, acceptedAt: MonotonicClock.nanoseconds()) }
             }
         }
     }
 
-    private func serve(_ conn: Socket) async {
+    private func setBusy(_ id: UInt64, _ busy: Bool) {
+        state.withLock { s in s.connections[id]?.busy = busy }
+    }
+
+    private func serve(_ conn: Socket, id: UInt64) async {
+        let web = state.withLock { $0.web }
+        var stream: any ByteStream = conn
+        if let tls = web.tls {
+            do {
+                stream = try await TLSConnection.accept(over: conn, context: tls, deadline: .after(seconds: limits.headerReadTimeout))
+            } catch {
+                return
+            }
+        }
         var parser = HTTPRequestParser(limits: limits.parser)
         var served = 0
         while served < limits.maxRequestsPerConnection && !Task.isCancelled {
@@ -104,30 +165,53 @@ public final class HTTPServer: Sendable {
             do {
                 request = try parser.next()
                 while request == nil {
-                    let chunk = try await conn.read(maxBytes: 16 * 1024, deadline: headDeadline ?? idleDeadline)
+                    let chunk = try await stream.read(maxBytes: 16 * 1024, deadline: headDeadline ?? idleDeadline)
                     if chunk.isEmpty { return }
                     if headDeadline == nil { headDeadline = .after(seconds: limits.headerReadTimeout) }
                     request = try parser.feed(chunk)
                 }
             } catch let error as HTTPParseError {
-                let response = HTTPResponse(status: error.suggestedStatus, body: Array("\(error)\n".utf8))
-                var headers = response.headers
-                headers.add("Connection", "close")
-                var r = response
-                r.headers = headers
-                try? await conn.write(r.serialize(), deadline: .after(seconds: 1))
+                var response = HTTPResponse(status: error.suggestedStatus, body: Array("\(error)\n".utf8))
+                response.headers.add("Connection", "close")
+                try? await stream.write(response.serialize(), deadline: .after(seconds: 1))
                 return
             } catch {
                 return  // timeout, reset, cancellation: drop the connection
             }
             guard let request else { return }
             served += 1
-            var response = await handler(request)
+            setBusy(id, true)
+            var response: HTTPResponse
+            if await authorized(request, web: web) {
+                response = await handler(request)
+            } else {
+                response = HTTPResponse(status: 401, headers: ["WWW-Authenticate": #"Basic realm="egress-monitor""#,
+                                                                "Content-Type": "text/plain; charset=utf-8"],
+                                        body: Array("authentication required\n".utf8))
+            }
             let keepAlive = request.head.keepAlive && served < limits.maxRequestsPerConnection
             if !keepAlive { response.headers.add("Connection", "close") }
             let bytes = response.serialize(includeBody: request.head.method != "HEAD")
-            do { try await conn.write(bytes, deadline: .after(seconds: limits.writeTimeout)) } catch { return }
+            do { try await stream.write(bytes, deadline: .after(seconds: limits.writeTimeout)) } catch { return }
+            setBusy(id, false)
             if !keepAlive { return }
         }
+    }
+
+    /// Basic auth against bcrypt hashes; a header that passed once is remembered (bounded).
+    private func authorized(_ request: HTTPRequestMessage, web: WebSettings) async -> Bool {
+        if web.basicAuthUsers.isEmpty { return true }
+        guard let header = request.head.headers["Authorization"], header.lowercased().hasPrefix("basic ") else { return false }
+        if state.withLock({ $0.goodCredentials.contains(header) }) { return true }
+        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+              let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return false }
+        let user = String(text[..<colon])
+        let password = String(text[text.index(after: colon)...])
+        guard let hash = web.basicAuthUsers[user], await PasswordHash.check(password: password, hash: hash) else { return false }
+        state.withLock { s in
+            if s.goodCredentials.count >= 64 { s.goodCredentials.removeAll() }
+            s.goodCredentials.insert(header)
+        }
+        return true
     }
 }

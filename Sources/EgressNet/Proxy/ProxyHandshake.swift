@@ -2,7 +2,7 @@ import Foundation
 
 /// Why a proxy handshake failed. Probes map these onto the `proxy_*` and `socks_error` reasons.
 public enum ProxyError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// 407, or SOCKS username/password refused or required.
+    /// 407 (or 401) to CONNECT, or SOCKS username/password refused or required.
     case authRequired(String)
     /// The proxy answered but would not open the tunnel: CONNECT non-2xx, SOCKS reply not succeeded.
     case refused(String)
@@ -74,7 +74,9 @@ public enum HTTPConnectTunnel {
 
     static func verdict(_ head: HTTPResponseHead) -> ProxyError {
         let what = "CONNECT answered \(head.status) \(head.reason)"
-        if head.status == 407 { return .authRequired(what) }
+        // 407 is the standard answer; some proxies (tinyproxy 1.11) answer wrong credentials
+        // with 401. Before the tunnel is open only the proxy can answer, so both are its auth.
+        if head.status == 407 || head.status == 401 { return .authRequired(what) }
         return .refused(what)
     }
 }

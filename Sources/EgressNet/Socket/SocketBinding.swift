@@ -33,6 +33,22 @@ public enum SocketBinding: Sendable, Equatable {
     }
 }
 
+extension SocketBinding {
+    /// Checks that the binding can be applied at all (the interface exists and may be bound,
+    /// the source address is local) by applying it to a throwaway UDP socket; sends nothing.
+    /// Lets a probe report a broken path as such before any socket of it (a DNS query's
+    /// included) fails for that reason. Throws what `makeSocket` would.
+    public func check() throws(NetError) {
+        let probeDestination: SocketAddress
+        switch self {
+        case .none: return
+        case .interface: probeDestination = SocketAddress(ip: .anyIPv4, port: 0)
+        case .sourceAddress(let ip): probeDestination = SocketAddress(ip: ip, port: 0)
+        }
+        try makeSocket(for: probeDestination, udp: true).close()
+    }
+}
+
 extension SocketAddress {
     /// AF_INET or AF_INET6.
     public var addressFamily: Int32 { family }

@@ -71,6 +71,18 @@ public final class TLSConnection: ByteStream, @unchecked Sendable {
         return conn
     }
 
+    /// Runs a server handshake over `transport` (the agent's listener with TLS).
+    public static func accept(over transport: any ByteStream, context: TLSContext,
+                              deadline: Deadline) async throws(TLSError) -> TLSConnection {
+        let conn = try TLSConnection(context: context, transport: transport)
+        SSL_set_accept_state(conn.ssl)
+        try await conn.runHandshake(deadline: deadline)
+        conn.info = TLSSessionInfo(version: String(cString: SSL_get_version(conn.ssl)),
+                                   cipher: SSL_get_current_cipher(conn.ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? "unknown",
+                                   earliestNotAfter: nil)
+        return conn
+    }
+
     private func runHandshake(deadline: Deadline) async throws(TLSError) {
         while true {
             ERR_clear_error()

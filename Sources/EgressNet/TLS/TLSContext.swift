@@ -50,6 +50,11 @@ public final class TLSContext: @unchecked Sendable {
         }
     }
 
+    init(adopting ctx: OpaquePointer) {
+        self.ctx = ctx
+        self.caFile = nil
+    }
+
     deinit { SSL_CTX_free(ctx) }
 }
 
