@@ -54,6 +54,6 @@ fi
 # binary again) first, then the suites that measure time against real peers. Run together on two
 # cores, the first kind starves Swift's cooperative pool and turns the second kind's deadline
 # checks into measurements of the machine's load.
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|FaultMatrixTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|FaultMatrixTests|ProcessTests'
 swift test --skip-build --skip "$io_suites"
 swift test --skip-build --filter "$io_suites"

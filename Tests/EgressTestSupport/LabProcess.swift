@@ -31,6 +31,22 @@ public final class LabProcess: Sendable {
     /// Whether the program is still running.
     public var isRunning: Bool { child.isRunning }
 
+    /// "status N" or "signal N" once it has exited; nil while it runs.
+    public var exitDescription: String? { child.exitStatus.map(\.description) }
+
+    /// Sends `signal` to the program (not its group).
+    public func send(_ signal: Int32) { child.send(signal) }
+
+    /// Waits without blocking the cooperative pool until the program exits, up to `timeout`
+    /// seconds; its exit then, or nil.
+    public func waitForExit(timeout: Double) async -> String? {
+        let deadline = Deadline.after(seconds: timeout)
+        while child.exitStatus == nil && !deadline.hasPassed {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        return exitDescription
+    }
+
     /// Starts `program` (a name looked up like `Lab.has`, or a path) with `arguments`, in
     /// `directory` (its working directory), with `environment` added to this process's own.
     ///
