@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor"]),
 
         // The interop lab for tests: certificates, nginx, dnsmasq, docker-registry, misbehaving servers.
-        .target(name: "EgressTestSupport", dependencies: ["EgressNet"], path: "Tests/EgressTestSupport"),
+        .target(name: "EgressTestSupport", dependencies: ["EgressNet", "COpenSSL"], path: "Tests/EgressTestSupport"),
         .testTarget(name: "EgressNetTests", dependencies: ["EgressNet", "EgressTestSupport"]),
         .testTarget(name: "EgressMetricsTests", dependencies: ["EgressMetrics", "EgressTestSupport"]),
         .testTarget(name: "EgressMonitorTests", dependencies: ["EgressMonitor", "EgressNet", "EgressMetrics", "EgressTestSupport"]),

@@ -173,6 +173,28 @@ extension Lab {
         }
     }
 
+    /// The whole of a /proc file, read to its end. Foundation's `String(contentsOfFile:)`,
+    /// `Data(contentsOf:)` and `FileManager.contents(atPath:)` stop after the first read of a
+    /// file whose size reads as 0, which for /proc/net/tcp is about 4 KB: some 27 sockets. Past
+    /// that, a listener or a leaked socket is simply not seen.
+    public static func readProcFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// TCP sockets of this process connected to 127.0.0.1:`port` (read from /proc): what a
     /// leak check counts, unaffected by other tests' descriptors.
     public static func openConnections(toPort port: UInt16) -> Int {
@@ -184,7 +206,7 @@ extension Lab {
                 inodes.insert(String(target.dropFirst(8).dropLast()))
             }
         }
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        guard let table = readProcFile("/proc/net/tcp") else { return 0 }
         let wanted = String(format: "%04X", port)
         var count = 0
         for line in table.split(separator: "\n").dropFirst() {

@@ -74,7 +74,7 @@ public final class LabDnsmasq: Sendable {
     /// - Throws: `LabError` with dnsmasq's last log lines when it is missing or fails to start.
     public static func start(records: [Record], unknownNames: UnknownNames = .refused,
                              port: UInt16 = FreePort.next(), extraArguments: [String] = [],
-                             timeout: Double = 10) async throws -> LabDnsmasq {
+                             timeout: Double = 30) async throws -> LabDnsmasq {
         let directory = try Lab.makeDirectory("dnsmasq")
         // An empty config file of its own, so a host's /etc/dnsmasq.conf plays no part.
         let configFile = directory + "/dnsmasq.conf"

@@ -113,13 +113,17 @@ public final class LabNginx: Sendable {
 
     /// Writes the config, starts nginx and waits until every server's port accepts connections.
     ///
+    /// - Parameter httpDirectives: raw directives for the `http` block, each without its
+    ///   trailing `;` (e.g. a `log_format` that a server's `access_log` names; relative log
+    ///   paths are inside the lab directory).
     /// - Throws: `LabError` (with nginx's last log lines) when nginx is missing, rejects the
     ///   config, or does not listen within `timeout` seconds.
-    public static func start(servers: [NginxServer], timeout: Double = 10) async throws -> LabNginx {
+    public static func start(servers: [NginxServer], httpDirectives: [String] = [],
+                             timeout: Double = 30) async throws -> LabNginx {
         precondition(!servers.isEmpty, "LabNginx needs at least one server")
         let directory = try Lab.makeDirectory("nginx")
         try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        let config = renderConfig(servers: servers, directory: directory)
+        let config = renderConfig(servers: servers, directory: directory, httpDirectives: httpDirectives)
         try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
         for (s, server) in servers.enumerated() {
             for (l, location) in server.locations.enumerated() {
@@ -166,7 +170,7 @@ public final class LabNginx: Sendable {
     // MARK: config
 
     /// The nginx.conf for `servers`, with every path inside `directory`.
-    public static func renderConfig(servers: [NginxServer], directory: String) -> String {
+    public static func renderConfig(servers: [NginxServer], directory: String, httpDirectives: [String] = []) -> String {
         var lines: [String] = []
         if Lab.isRoot { lines.append("user root;") }
         lines += [
@@ -185,6 +189,7 @@ public final class LabNginx: Sendable {
             // nginx strings have no escape for `$`; "${dollar}" expands to a literal one.
             "    geo $dollar { default \"$\"; }",
         ]
+        for directive in httpDirectives { lines.append("    \(directive);") }
         for (serverIndex, server) in servers.enumerated() {
             lines.append("    server {")
             if let tls = server.tls {

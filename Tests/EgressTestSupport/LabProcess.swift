@@ -98,7 +98,7 @@ public final class LabProcess: Sendable {
     ///
     /// - Throws: `LabError` with the log's last lines if the program exits first or `timeout`
     ///   seconds pass.
-    public func waitForTCPPort(_ port: UInt16, timeout: Double = 10) async throws {
+    public func waitForTCPPort(_ port: UInt16, timeout: Double = 30) async throws {
         let deadline = Deadline.after(seconds: timeout)
         let address = SocketAddress(ip: IPAddress(Lab.loopback)!, port: port)
         var lastError = "not tried"
@@ -192,9 +192,9 @@ enum ListeningSockets {
         var readAny = false
         let suffix = ":" + String(format: "%04X", port)
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let data = FileManager.default.contents(atPath: table) else { continue }
+            guard let text = Lab.readProcFile(table) else { continue }
             readAny = true
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst() {
+            for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
                 guard fields.count > 9, fields[1].hasSuffix(suffix), fields[3] == "0A" else { continue }

@@ -78,7 +78,7 @@ public final class LabRegistry: Sendable {
     ///
     /// - Throws: `LabError` with the registry's last log lines when it is missing, rejects
     ///   the config, or does not listen within `timeout` seconds.
-    public static func start(_ config: RegistryConfig, timeout: Double = 15) async throws -> LabRegistry {
+    public static func start(_ config: RegistryConfig, timeout: Double = 30) async throws -> LabRegistry {
         let directory = try Lab.makeDirectory("registry")
         try config.render(directory: directory).write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
         let process = try LabProcess("docker-registry", arguments: ["serve", directory + "/config.yml"],

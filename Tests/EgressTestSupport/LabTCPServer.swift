@@ -23,6 +23,10 @@ public final class LabTCPServer: Sendable {
         case respond([UInt8])
         /// Accepts and closes at once (FIN), before reading anything.
         case closeImmediately
+        /// Hands the connection to `handler` (nothing read yet) for behaviour scripted by the
+        /// test: an answer that drips, stalls after its head, never ends. The server closes the
+        /// connection when the handler returns; `stop()` cancels the handler.
+        case custom(@Sendable (Socket) async -> Void)
     }
 
     public let behaviour: Behaviour
@@ -158,6 +162,9 @@ public final class LabTCPServer: Sendable {
             while let more = try? await connection.read(maxBytes: 16 * 1024, deadline: deadline), !more.isEmpty {}
             connection.close()
         case .closeImmediately:
+            connection.close()
+        case .custom(let handler):
+            await handler(connection)
             connection.close()
         }
     }

@@ -121,7 +121,9 @@ struct Dialer {
         case .authRequired: return ProbeFailure(.proxy, .proxyAuthRequired, detail)
         case .refused: return ProbeFailure(.proxy, .proxyRefused, detail)
         case .socks: return ProbeFailure(.proxy, .socksError, detail)
-        case .failed: return ProbeFailure(.proxy, proxy.scheme.hasPrefix("socks") ? .socksError : .proxyConnectFailed, detail)
+        // The exchange did not finish (no answer by the deadline, reset): the proxy did not
+        // answer, whatever its protocol. socks_error is for a proxy that broke SOCKS5.
+        case .failed: return ProbeFailure(.proxy, .proxyConnectFailed, detail)
         }
     }
 

@@ -16,8 +16,6 @@ struct RegistryProber: Prober {
         run.registry = RegistryObservation()
         let auth = RegistryAuth.from(v2.head)
         let tokens = TokenFlow(session: session)
-        let blobDue = steps.registryState.claimBlobRead(PairKey(target: target.name, path: run.path.name),
-                                                        interval: target.registry.blobIntervalSeconds)
         for (i, image) in target.images.enumerated() {
             var authorization = try await tokens.authorization(auth, repository: image.repository)
             var head: HTTPClientResponse
@@ -33,7 +31,10 @@ struct RegistryProber: Prober {
             }
             let digest = head.head.headers["Docker-Content-Digest"]
             if let digest { run.registry?.digests[image.description] = digest }
-            if i == 0 && blobDue {
+            // Claimed only once a round gets this far: a round that failed earlier leaves the
+            // read due for the next one instead of using up a whole blob_interval.
+            if i == 0, steps.registryState.claimBlobRead(PairKey(target: target.name, path: run.path.name),
+                                                         interval: target.registry.blobIntervalSeconds) {
                 try await readBlob(image, manifestDigest: digest, authorization: authorization, session: session)
             }
         }

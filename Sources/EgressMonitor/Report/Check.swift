@@ -42,14 +42,25 @@ public enum CheckCommand {
         }
     }
 
-    /// The path to use per target: the successful one with the shortest round, by name on a tie.
+    /// The path to use per target, by the agent's rule for `egress_path_preferred` applied to
+    /// this one round (README, "Preferred path"): a path that worked, the shortest time to the
+    /// registry's answer, the path named first in the config on a tie. Results come in config
+    /// order. A target no path worked for has none.
     public static func recommendations(_ results: [ProbeResult]) -> [String: String] {
-        var best: [String: ProbeResult] = [:]
-        for r in results where r.success {
-            if let b = best[r.target], (b.duration, b.path) <= (r.duration, r.path) { continue }
-            best[r.target] = r
+        var histories: [String: [String: PathPreference.History]] = [:]
+        var order: [String: [String]] = [:]
+        for r in results {
+            histories[r.target, default: [:]][r.path, default: PathPreference.History()]
+                .add(success: r.success, time: PathPreference.timeToAnswer(r))
+            if !(order[r.target]?.contains(r.path) ?? false) { order[r.target, default: []].append(r.path) }
         }
-        return best.mapValues(\.path)
+        var out: [String: String] = [:]
+        for (target, paths) in histories {
+            if let best = PathPreference.choose(paths, order: order[target] ?? [], current: nil), (paths[best]?.ratio ?? 0) > 0 {
+                out[target] = best
+            }
+        }
+        return out
     }
 
     /// 0 when every target probed is reachable on at least one path, else 1.

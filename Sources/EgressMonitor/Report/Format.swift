@@ -6,11 +6,19 @@ import Glibc
 enum Format {
     /// `0.4 ms`, `12 ms`, `1.25 s`, `12.5 s`.
     static func duration(_ seconds: Double) -> String {
+        // Each bound is where rounding would carry the value into the next format.
         let ms = seconds * 1000
-        if ms < 10 { return "\(decimal(ms, places: 1)) ms" }
-        if ms < 1000 { return "\(Int(ms.rounded())) ms" }
-        if seconds < 10 { return "\(decimal(seconds, places: 2)) s" }
+        if ms < 9.95 { return "\(decimal(ms, places: 1)) ms" }
+        if ms < 999.5 { return "\(Int(ms.rounded())) ms" }
+        if seconds < 9.995 { return "\(decimal(seconds, places: 2)) s" }
         return "\(decimal(seconds, places: 1)) s"
+    }
+
+    /// `850 kB/s`, `12.3 MB/s` (decimal units, as network speeds are given).
+    static func throughput(_ bytesPerSecond: Double) -> String {
+        if bytesPerSecond < 1_000 { return "\(Int(bytesPerSecond)) B/s" }
+        if bytesPerSecond < 1_000_000 { return "\(Int((bytesPerSecond / 1_000).rounded())) kB/s" }
+        return "\(decimal(bytesPerSecond / 1_000_000, places: 1)) MB/s"
     }
 
     /// An age or uptime: `4 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.

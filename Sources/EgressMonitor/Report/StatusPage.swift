@@ -13,7 +13,7 @@ enum StatusPage {
         let targets = report.targets
         let paths = report.paths
         let entries = Dictionary(report.results.map { (PairKey(target: $0.target, path: $0.path), $0) }, uniquingKeysWith: { a, _ in a })
-        let reachable = targets.filter { report.recommendations[$0] != nil }.count
+        let reachable = targets.filter(report.reachable).count
         let pending = report.results.allSatisfy { $0.success == nil } && !report.results.isEmpty
         let refresh = report.agent.map { Int(min(max($0.config.intervalSeconds, 5), 60)) } ?? 15
 
@@ -36,7 +36,7 @@ enum StatusPage {
         } else if pending {
             html += "<p class=\"verdict none\">The first round is running; this page reloads every \(refresh) s.</p>\n"
         } else {
-            let unreachable = targets.filter { report.recommendations[$0] == nil }
+            let unreachable = targets.filter { !report.reachable($0) }
             let cls = unreachable.isEmpty ? "ok" : "fail"
             var text = "\(reachable) of \(targets.count) target\(targets.count == 1 ? "" : "s") reachable"
             if !unreachable.isEmpty { text += "; unreachable on every path: " + unreachable.map(escape).joined(separator: ", ") }
@@ -186,6 +186,10 @@ enum StatusPage {
                 : "certificate valid \(days) more day\(days == 1 ? "" : "s")")
         }
         if let status = e.httpStatus { connection.append("HTTP \(status)") }
+        if let left = e.rateLimitRemaining {
+            connection.append("pull limit: \(Int(left))" + (e.rateLimitLimit.map { " of \(Int($0))" } ?? "") + " left")
+        }
+        if let rate = e.blobBytesPerSecond { connection.append("blob \(Format.throughput(rate))") }
         return html + connection.joined(separator: " · ") + "</td></tr>\n"
     }
 

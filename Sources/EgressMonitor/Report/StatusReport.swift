@@ -57,6 +57,13 @@ public struct StatusReport: Sendable {
         public let tlsCipher: String?
         public let certNotAfter: Double?
         public let httpStatus: Int?
+        /// Docker Hub's pull limit and what is left of it, when the registry sent them.
+        public let rateLimitLimit: Double?
+        public let rateLimitRemaining: Double?
+        /// Manifest digest per image, as read this round.
+        public let digests: [String: String]
+        /// Blob throughput, when a blob was read this round.
+        public let blobBytesPerSecond: Double?
         public let startedAt: Double?
         public let lastSuccessAt: Double?
 
@@ -64,6 +71,8 @@ public struct StatusReport: Sendable {
             case target, path, success, phase, reason, detail, hint, phases, duration, address
             case tlsVersion = "tls_version", tlsCipher = "tls_cipher", certNotAfter = "cert_not_after"
             case httpStatus = "http_status", startedAt = "started_at", lastSuccessAt = "last_success_at"
+            case rateLimitLimit = "rate_limit_limit", rateLimitRemaining = "rate_limit_remaining", digests
+            case blobBytesPerSecond = "blob_bytes_per_second"
         }
 
         public init(target: String, path: String, last r: ProbeResult?, lastSuccessAt: Double?) {
@@ -81,6 +90,10 @@ public struct StatusReport: Sendable {
             tlsCipher = r?.tls?.cipher
             certNotAfter = r?.tls?.earliestNotAfter
             httpStatus = r?.httpStatus
+            rateLimitLimit = r?.registry?.rateLimit?.limit
+            rateLimitRemaining = r?.registry?.rateLimit?.remaining
+            digests = r?.registry?.digests ?? [:]
+            blobBytesPerSecond = r?.registry?.blob?.bytesPerSecond
             startedAt = r?.startedAt
             self.lastSuccessAt = lastSuccessAt
         }
@@ -103,6 +116,10 @@ public struct StatusReport: Sendable {
             try c.encode(tlsCipher, forKey: .tlsCipher)
             try c.encode(certNotAfter, forKey: .certNotAfter)
             try c.encode(httpStatus, forKey: .httpStatus)
+            try c.encode(rateLimitLimit, forKey: .rateLimitLimit)
+            try c.encode(rateLimitRemaining, forKey: .rateLimitRemaining)
+            try c.encode(digests, forKey: .digests)
+            try c.encode(blobBytesPerSecond, forKey: .blobBytesPerSecond)
             try c.encode(startedAt, forKey: .startedAt)
             try c.encode(lastSuccessAt, forKey: .lastSuccessAt)
         }
@@ -139,15 +156,17 @@ public struct StatusReport: Sendable {
                     < (targetOrder[b.key.target] ?? .max, pathOrder[b.key.path] ?? .max, b.key)
             }
         }
+        // The preferred path as `egress_path_preferred` has it (with its hysteresis), where that
+        // path has worked at least once: a target nothing ever worked for has none.
+        let everWorked = Set(snapshot.filter { $0.lastSuccessAt != nil }.map(\.key))
         self.init(generatedAt: now, agent: agent,
                   results: snapshot.map { Entry(target: $0.key.target, path: $0.key.path, last: $0.last, lastSuccessAt: $0.lastSuccessAt) },
-                  recommendations: Self.preferredPaths(snapshot.compactMap(\.last)))
+                  recommendations: store.preferredPaths().filter { everWorked.contains(PairKey(target: $0.key, path: $0.value)) })
     }
 
-    /// The path the agent recommends per target, from the last results.
-    // TODO: read egress_path_preferred once the scheduler sets it (it may add hysteresis).
-    static func preferredPaths(_ lastResults: [ProbeResult]) -> [String: String] {
-        CheckCommand.recommendations(lastResults)
+    /// Whether `target`'s last round succeeded on some path.
+    func reachable(_ target: String) -> Bool {
+        results.contains { $0.target == target && $0.success == true }
     }
 
     /// The targets in the order they are shown.

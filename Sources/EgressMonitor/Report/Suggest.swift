@@ -1,6 +1,6 @@
 /// `egress-monitor suggest`: after one round, what to change in Docker's own setup. Prints,
-/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered,
-/// healthiest and fastest first; and, where Docker Hub fails directly but works through a proxy
+/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered and
+/// are up to date (the same manifest digests as their upstream), healthiest and fastest first; and, where Docker Hub fails directly but works through a proxy
 /// path, the systemd drop-in that sends Docker through that proxy.
 public enum SuggestCommand {
     /// A mirror that answered on at least one path.
@@ -15,6 +15,8 @@ public enum SuggestCommand {
         public let fastestPath: String
         /// Whether it answered on a direct path (Docker reaches it without any proxy).
         public let okDirect: Bool
+        /// Images whose manifest digest differs from its upstream's this round: it is behind.
+        public var behind: [String] = []
 
         var health: Double { Double(okPaths.count) / Double(max(probedPaths, 1)) }
     }
@@ -32,6 +34,8 @@ public enum SuggestCommand {
     public struct Suggestion: Sendable, Equatable {
         /// Healthiest first (the share of paths it answered on), then fastest.
         public var mirrors: [HealthyMirror] = []
+        /// Mirrors that answered but serve older manifests than their upstream.
+        public var behindMirrors: [HealthyMirror] = []
         /// Mirror targets probed that answered on no path.
         public var failedMirrors: [String] = []
         public var proxy: ProxyAdvice?
@@ -57,9 +61,16 @@ public enum SuggestCommand {
                 s.failedMirrors.append(target.name)
                 continue
             }
-            s.mirrors.append(HealthyMirror(target: target, okPaths: ok.map(\.path), probedPaths: mine.count,
-                                           fastest: fastest.duration, fastestPath: fastest.path,
-                                           okDirect: ok.contains { isDirect($0.path) }))
+            var mirror = HealthyMirror(target: target, okPaths: ok.map(\.path), probedPaths: mine.count,
+                                       fastest: fastest.duration, fastestPath: fastest.path,
+                                       okDirect: ok.contains { isDirect($0.path) })
+            // Up to date: every image's digest equals the upstream's, where both were read.
+            if let upstream = target.registry.upstream {
+                let reference = digests(of: upstream, in: results)
+                mirror.behind = digests(of: target.name, in: results)
+                    .filter { image, digest in reference[image].map { $0 != digest } ?? false }.keys.sorted()
+            }
+            if mirror.behind.isEmpty { s.mirrors.append(mirror) } else { s.behindMirrors.append(mirror) }
         }
         s.mirrors.sort { a, b in (-a.health, a.fastest, a.target.name) < (-b.health, b.fastest, b.target.name) }
 
@@ -87,10 +98,19 @@ public enum SuggestCommand {
         return s
     }
 
+    /// The manifest digests `target` served this round, over any path.
+    static func digests(of target: String, in results: [ProbeResult]) -> [String: String] {
+        var out: [String: String] = [:]
+        for r in results where r.target == target {
+            for (image, digest) in r.registry?.digests ?? [:] { out[image] = digest }
+        }
+        return out
+    }
+
     /// 0 when Docker can pull some way (Docker Hub answers on some path, or a mirror does), or
     /// when nothing Docker uses was probed; 1 when neither Docker Hub nor any mirror answered.
     public static func exitStatus(_ s: Suggestion) -> Int32 {
-        let probedSomething = !s.mirrors.isEmpty || !s.failedMirrors.isEmpty || !s.dockerHubDirectOK.isEmpty
+        let probedSomething = !s.mirrors.isEmpty || !s.failedMirrors.isEmpty || !s.behindMirrors.isEmpty || !s.dockerHubDirectOK.isEmpty
             || !s.dockerHubOtherOK.isEmpty || !s.dockerHubUnreachable.isEmpty
         let works = !s.mirrors.isEmpty || !s.dockerHubDirectOK.isEmpty || !s.dockerHubOtherOK.isEmpty
         return !probedSomething || works ? 0 : 1
@@ -101,14 +121,19 @@ public enum SuggestCommand {
     public static func render(_ s: Suggestion, style: TerminalStyle = .plain) -> String {
         var out = ""
         // Mirrors.
+        let behind = s.behindMirrors.map { m in
+            "  Left out, behind its upstream (\(m.target.registry.upstream ?? "upstream") serves other digests for \(m.behind.joined(separator: ", "))): \(m.target.name).\n"
+        }.joined()
         if s.mirrors.isEmpty {
-            if s.failedMirrors.isEmpty {
+            if !s.behindMirrors.isEmpty {
+                out += style.bold("Registry mirrors:") + " none up to date.\n" + behind
+            } else if s.failedMirrors.isEmpty {
                 out += style.bold("Registry mirrors:") + " none probed. Add candidate mirrors to the config as targets of kind \"mirror\" and run suggest again.\n"
             } else {
                 out += style.bold("Registry mirrors:") + " " + style.red("none answered") + " (\(s.failedMirrors.joined(separator: ", "))): `egress-monitor check` says why.\n"
             }
         } else {
-            out += style.bold("Registry mirrors that answered, healthiest and fastest first:") + "\n"
+            out += style.bold("Registry mirrors that answered and are up to date, healthiest and fastest first:") + "\n"
             out += ValidateCommand.columns(s.mirrors.map { m in
                 var note = "ok on \(m.okPaths.count) of \(m.probedPaths) path\(m.probedPaths == 1 ? "" : "s") (\(m.okPaths.joined(separator: ", "))), fastest \(Format.duration(m.fastest)) over \(m.fastestPath)"
                 if !m.okDirect { note += "; not directly: Docker reaches it only through a proxy" }
@@ -117,6 +142,7 @@ public enum SuggestCommand {
             if !s.failedMirrors.isEmpty {
                 out += "  Left out, answered on no path: \(s.failedMirrors.joined(separator: ", ")).\n"
             }
+            out += behind
             out += "\nIn /etc/docker/daemon.json (merged with the keys already there), then restart Docker\n"
             out += "(sudo systemctl restart docker):\n\n"
             out += daemonJSON(s.mirrors.map(\.target.url.description))

@@ -27,7 +27,10 @@ public struct TerminalStyle: Sendable, Equatable {
 
     /// The style for writing to `fd` in `environment`.
     public static func detect(fd: Int32, environment: [String: String]) -> TerminalStyle {
-        let terminal = isatty(fd) == 1
+        style(terminal: isatty(fd) == 1, environment: environment)
+    }
+
+    static func style(terminal: Bool, environment: [String: String]) -> TerminalStyle {
         let noColour = !(environment["NO_COLOR"] ?? "").isEmpty || environment["TERM"] == "dumb"
         return TerminalStyle(colour: terminal && !noColour, progress: terminal)
     }
