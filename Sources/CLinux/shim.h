@@ -1,8 +1,9 @@
 #ifndef EGRESS_CLINUX_SHIM_H
 #define EGRESS_CLINUX_SHIM_H
-// Linux headers that Glibc's Swift module does not carry: epoll and eventfd, for the reactor.
+// Linux headers that Glibc's Swift module does not carry: epoll, eventfd and timerfd, for the reactor.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <crypt.h>
 #include <stdlib.h>

@@ -35,39 +35,85 @@ public enum WaitOutcome: Sendable, Equatable {
 /// a call that would block parks its task here. Each descriptor has at most one waiter at a time
 /// (probes are straight-line code: one socket, one operation at a time). Registrations are
 /// one-shot (`EPOLLONESHOT`), so a readiness event is delivered once, to the waiter that asked.
-public final class Reactor: Sendable {
+///
+/// Deadlines sit in a min-heap and one `timerfd` (in the same epoll set) is armed for the
+/// earliest. A new waiter re-arms the timer only when its deadline is earlier than the armed
+/// one, from its own thread: registering never wakes the reactor thread, and the loop costs
+/// O(log n) per waiter rather than a scan of every waiter per wake-up. A waiter that is resumed
+/// or cancelled leaves its heap entry behind; stale entries are dropped when they reach the top.
+///
+/// The reactor is also a `TaskExecutor`. A task that prefers it (the scheduler's probe loops:
+/// `Task(executorPreference: Reactor.shared)`) runs on the reactor thread, so when its
+/// descriptor becomes ready it continues right there, in the same loop iteration, instead of
+/// waking a thread of the cooperative pool: one thread wake-up per I/O event rather than two
+/// or three. Such tasks must not block; probes do not (every wait parks here). Tasks without
+/// the preference (the HTTP listener and its /metrics render) run on the pool as before.
+///
+/// The price: a probe's CPU work (a TLS handshake, about 1 ms; hashing a 16 KB blob read; a
+/// manifest's JSON) runs on this one thread, so an event that arrives meanwhile is seen when
+/// that job ends, and a phase that ends then is timed that much longer. At 60 probes a second
+/// the thread is busy a few percent of the time; a probe alone (`check`) is never delayed.
+public final class Reactor: TaskExecutor, Sendable {
     /// The process-wide reactor.
     public static let shared = Reactor()
 
+    /// What happens when a waiter is due: a suspended task resumes, or a timer runs an action.
+    private enum Resumption {
+        case task(CheckedContinuation<WaitOutcome, Never>)
+        case action(@Sendable () -> Void)
+    }
+
     private struct Waiter {
+        /// The descriptor, or -1 for a sleep or a timer.
         let fd: Int32
         let deadline: Deadline
-        let continuation: CheckedContinuation<WaitOutcome, Never>
+        let resumption: Resumption
     }
 
     private struct State {
         var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 1
-        /// When the loop plans to wake next (its epoll_wait timeout), to decide whether a new
-        /// waiter with an earlier deadline must interrupt it.
-        var plannedWake: UInt64 = .max
+        /// (deadline, waiter id) of every waiter with a finite deadline, plus stale entries.
+        var deadlines = DeadlineHeap()
+        /// The deadline the timer is armed for; `.max` when disarmed. Changed only under the
+        /// lock, together with the timer itself, so the two always agree.
+        var armed: UInt64 = .max
+    }
+
+    /// Jobs of tasks that prefer this executor, run by the loop after each batch of events.
+    private struct Jobs {
+        var queue: [UnownedJob] = []
+        /// The loop is in (or about to enter) an unbounded epoll_wait.
+        var sleeping = false
+        /// The wake-up descriptor was written and not read back yet.
+        var wakePending = false
     }
 
     private let epollFD: Int32
+    private let timerFD: Int32
+    /// An eventfd that wakes the loop for jobs enqueued from other threads.
     private let wakeFD: Int32
     private let state = Mutex(State())
+    private let jobs = Mutex(Jobs())
+    private static let wakeID = UInt64.max
 
     private init() {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
-        precondition(epollFD >= 0 && wakeFD >= 0, "epoll/eventfd unavailable: errno \(errno)")
+        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC) | Int32(TFD_NONBLOCK))
+        precondition(epollFD >= 0 && timerFD >= 0, "epoll/timerfd unavailable: errno \(errno)")
         var ev = epoll_event()
         ev.events = UInt32(EPOLLIN.rawValue)
-        ev.data.u64 = 0  // id 0 is the wake-up descriptor
+        ev.data.u64 = 0  // id 0 is the deadline timer
+        precondition(epoll_ctl(epollFD, EPOLL_CTL_ADD, timerFD, &ev) == 0)
+        wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
+        precondition(wakeFD >= 0, "eventfd unavailable: errno \(errno)")
+        ev.data.u64 = Self.wakeID
         precondition(epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &ev) == 0)
         let thread = Thread { [self] in self.run() }
         thread.name = "egress-reactor"
-        thread.stackSize = 256 * 1024
+        // Probe rounds run here (TLS handshakes, JSON): room for OpenSSL's deepest calls. Only the
+        // pages touched count towards RSS.
+        thread.stackSize = 1024 * 1024
         thread.start()
     }
 
@@ -88,6 +134,54 @@ public final class Reactor: Sendable {
         }
     }
 
+    /// Runs `job` on the reactor thread (TaskExecutor). From the reactor thread itself this only
+    /// queues it: the loop drains the queue before it waits again.
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let wake = jobs.withLock { j -> Bool in
+            j.queue.append(job)
+            guard j.sleeping, !j.wakePending else { return false }
+            j.wakePending = true
+            return true
+        }
+        if wake {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Suspends until `deadline` passes (`.timedOut`) or the task is cancelled (`.cancelled`):
+    /// a sleep on the reactor's timer, without a thread of its own.
+    public func sleep(until deadline: Deadline) async -> WaitOutcome {
+        await wait(fd: -1, for: .readable, deadline: deadline)
+    }
+
+    /// A timer set with ``schedule(at:_:)``.
+    public struct Timer: Hashable, Sendable {
+        fileprivate let id: UInt64
+    }
+
+    /// Runs `action` on the reactor thread once `deadline` passes, unless ``cancel(_:)`` comes
+    /// first. Costs a heap entry, not a suspended task: the scheduler keeps one per idle pair.
+    /// The action must be short (starting a task, say); it runs outside the reactor's lock.
+    public func schedule(at deadline: Deadline, _ action: @escaping @Sendable () -> Void) -> Timer {
+        let id = state.withLock { s -> UInt64 in
+            let id = s.nextID
+            s.nextID += 1
+            s.waiters[id] = Waiter(fd: -1, deadline: deadline, resumption: .action(action))
+            s.deadlines.push(deadline.nanoseconds, id)
+            if deadline.nanoseconds < s.armed { arm(&s, deadline.nanoseconds) }
+            return id
+        }
+        return Timer(id: id)
+    }
+
+    /// Cancels a timer; false if it already ran (or is running).
+    @discardableResult
+    public func cancel(_ timer: Timer) -> Bool {
+        state.withLock { $0.waiters.removeValue(forKey: timer.id) } != nil
+    }
+
     /// Forgets `fd` before it is closed, so a stale registration cannot fire for a reused number.
     public func deregister(fd: Int32) {
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
@@ -95,17 +189,22 @@ public final class Reactor: Sendable {
 
     private func register(id: UInt64, fd: Int32, interest: Interest, deadline: Deadline,
                           continuation: CheckedContinuation<WaitOutcome, Never>) {
-        let wake: Bool? = state.withLock { s -> Bool? in
+        let registered = state.withLock { s -> Bool in
             // Checked under the lock: a cancellation either happened before (seen here) or
             // after the insert (then `cancel` finds the waiter). No window in between.
-            if Task.isCancelled { return nil }
-            s.waiters[id] = Waiter(fd: fd, deadline: deadline, continuation: continuation)
-            return deadline.nanoseconds < s.plannedWake
+            if Task.isCancelled { return false }
+            s.waiters[id] = Waiter(fd: fd, deadline: deadline, resumption: .task(continuation))
+            if deadline < .distantFuture {
+                s.deadlines.push(deadline.nanoseconds, id)
+                if deadline.nanoseconds < s.armed { arm(&s, deadline.nanoseconds) }
+            }
+            return true
         }
-        guard let wake else {
+        guard registered else {
             continuation.resume(returning: .cancelled)
             return
         }
+        if fd < 0 { return }  // a sleep: the timer alone resumes it
         var ev = epoll_event()
         ev.events = interest.epollEvents | UInt32(EPOLLONESHOT.rawValue)
         ev.data.u64 = id
@@ -117,84 +216,155 @@ public final class Reactor: Sendable {
             // Cannot poll this descriptor (closed under us?): report ready so the caller's next
             // syscall surfaces the real error.
             resume(id: id, with: .ready)
-            return
         }
-        if wake { signalWake() }
+    }
+
+    /// Arms the timer for `deadline` (absolute, CLOCK_MONOTONIC ns), or disarms it for `.max`.
+    /// Called with the lock held, so the timer and `armed` change together.
+    private func arm(_ s: inout State, _ deadline: UInt64) {
+        s.armed = deadline
+        var spec = itimerspec()
+        if deadline != .max {
+            let at = max(deadline, 1)  // an all-zero value would disarm
+            spec.it_value.tv_sec = Int(at / 1_000_000_000)
+            spec.it_value.tv_nsec = Int(at % 1_000_000_000)
+        }
+        _ = timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
 
     private func cancel(id: UInt64) {
         let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
         if let waiter {
             disarm(fd: waiter.fd)
-            waiter.continuation.resume(returning: .cancelled)
+            Self.resume(waiter, with: .cancelled)
         }
     }
 
     private func resume(id: UInt64, with outcome: WaitOutcome) {
-        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-        waiter?.continuation.resume(returning: outcome)
+        if let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) {
+            Self.resume(waiter, with: outcome)
+        }
+    }
+
+    /// Resumes a task with `outcome`, or runs a timer's action when it is due.
+    private static func resume(_ waiter: Waiter, with outcome: WaitOutcome) {
+        switch waiter.resumption {
+        case .task(let continuation): continuation.resume(returning: outcome)
+        case .action(let action): if outcome == .timedOut { action() }
+        }
     }
 
     private func disarm(fd: Int32) {
+        guard fd >= 0 else { return }
         var ev = epoll_event()
         ev.events = 0
         _ = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev)
-    }
-
-    private func signalWake() {
-        var one: UInt64 = 1
-        _ = Glibc.write(wakeFD, &one, 8)
     }
 
     private func run() {
         let capacity = 256
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
+        var ready: [Waiter] = []
+        var expired: [Waiter] = []
+        var batch: [UnownedJob] = []
+        let executor = asUnownedTaskExecutor()
         while true {
-            let timeoutMs: Int32 = state.withLock { s in
-                let next = s.waiters.values.lazy.map(\.deadline.nanoseconds).min() ?? UInt64.max
-                s.plannedWake = next
-                if next == .max { return -1 }
-                let now = MonotonicClock.nanoseconds()
-                if next <= now { return 0 }
-                // Round up so we never wake before the deadline and spin.
-                return Int32(min((next - now + 999_999) / 1_000_000, 60_000))
+            // Sleep without a timeout (deadlines arrive as the timer's readiness), unless jobs
+            // are queued: then only collect what is ready.
+            let idle = jobs.withLock { j -> Bool in
+                j.sleeping = j.queue.isEmpty
+                return j.sleeping
             }
-            let n = epoll_wait(epollFD, events, Int32(capacity), timeoutMs)
-            if n < 0 && errno != EINTR {
+            let n = epoll_wait(epollFD, events, Int32(capacity), idle ? -1 : 0)
+            if idle { jobs.withLock { $0.sleeping = false } }
+            if n < 0 {
+                if errno == EINTR { continue }
                 fatalError("epoll_wait failed: errno \(errno)")
             }
-            var ready: [CheckedContinuation<WaitOutcome, Never>] = []
-            var expired: [CheckedContinuation<WaitOutcome, Never>] = []
-            state.withLock { s in
-                if n > 0 {
-                    for i in 0..<Int(n) {
-                        let id = events[i].data.u64
-                        if id == 0 { continue }
-                        if let w = s.waiters.removeValue(forKey: id) { ready.append(w.continuation) }
-                    }
-                }
-                let now = MonotonicClock.nanoseconds()
-                if !s.waiters.isEmpty {
-                    for (id, w) in s.waiters where w.deadline.nanoseconds <= now {
-                        s.waiters.removeValue(forKey: id)
-                        expired.append(w.continuation)
-                        // Leave the one-shot registration armed: the fd owner closes or re-arms it.
-                    }
-                }
-                s.plannedWake = 0  // recomputed at the top of the loop
-            }
-            if n > 0 {
-                for i in 0..<Int(n) where events[i].data.u64 == 0 {
+            var timerFired = false
+            for i in 0..<Int(n) {
+                switch events[i].data.u64 {
+                case 0:
+                    // Read before looking at the heap: an expiry armed after this read stays
+                    // readable for the next epoll_wait.
+                    var ticks: UInt64 = 0
+                    _ = Glibc.read(timerFD, &ticks, 8)
+                    timerFired = true
+                case Self.wakeID:
                     var value: UInt64 = 0
                     _ = Glibc.read(wakeFD, &value, 8)
+                    jobs.withLock { $0.wakePending = false }
+                default:
+                    break
                 }
             }
-            for c in ready { c.resume(returning: .ready) }
-            for c in expired { c.resume(returning: .timedOut) }
+            state.withLock { s in
+                for i in 0..<Int(n) {
+                    let id = events[i].data.u64
+                    if id == 0 || id == Self.wakeID { continue }
+                    if let w = s.waiters.removeValue(forKey: id) { ready.append(w) }
+                }
+                guard timerFired else { return }
+                let now = MonotonicClock.nanoseconds()
+                // Expire what is due; drop entries of waiters already resumed or cancelled.
+                while let top = s.deadlines.min {
+                    let live = s.waiters[top.id] != nil
+                    guard top.deadline <= now || !live else { break }
+                    s.deadlines.removeMin()
+                    if live, let w = s.waiters.removeValue(forKey: top.id) {
+                        // Leave the one-shot registration armed: the fd owner closes or re-arms it.
+                        expired.append(w)
+                    }
+                }
+                arm(&s, s.deadlines.min?.deadline ?? .max)
+            }
+            for w in ready { Self.resume(w, with: .ready) }
+            for w in expired { Self.resume(w, with: .timedOut) }
+            ready.removeAll(keepingCapacity: true)
+            expired.removeAll(keepingCapacity: true)
+            // Run the jobs queued so far (those just resumed among them); jobs they queue in
+            // turn wait for the next iteration, after a look at the descriptors.
+            jobs.withLock { swap(&$0.queue, &batch) }
+            for job in batch { job.runSynchronously(on: executor) }
+            batch.removeAll(keepingCapacity: true)
         }
     }
 
     /// How many waiters are parked (for tests and the scale benchmark).
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
+}
+
+/// A binary min-heap of (deadline, waiter id), ordered by deadline.
+private struct DeadlineHeap {
+    private var items: [(deadline: UInt64, id: UInt64)] = []
+
+    var min: (deadline: UInt64, id: UInt64)? { items.first }
+
+    mutating func push(_ deadline: UInt64, _ id: UInt64) {
+        items.append((deadline, id))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].deadline < items[parent].deadline else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func removeMin() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let left = 2 * i + 1, right = left + 1
+            var smallest = i
+            if left < items.count && items[left].deadline < items[smallest].deadline { smallest = left }
+            if right < items.count && items[right].deadline < items[smallest].deadline { smallest = right }
+            if smallest == i { return }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+    }
 }

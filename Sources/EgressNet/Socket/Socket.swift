@@ -132,11 +132,26 @@ public final class Socket: Sendable {
     // MARK: read and write
 
     /// Reads up to `maxBytes`; returns an empty array at end of stream.
+    ///
+    /// Receives into scratch space and returns exactly the bytes read: no zeroed 16 KB buffer
+    /// per call, and a short answer does not keep a large allocation alive.
     public func read(maxBytes: Int = 16 * 1024, deadline: Deadline) async throws(NetError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: maxBytes)
-        let n = try await read(into: &buffer, deadline: deadline)
-        buffer.removeSubrange(n...)
-        return buffer
+        while true {
+            let fd = self.fd
+            var error: Int32 = 0
+            let bytes = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { scratch -> [UInt8]? in
+                let n = Glibc.recv(fd, scratch.baseAddress, scratch.count, 0)
+                if n >= 0 { return Array(UnsafeBufferPointer(rebasing: scratch[..<n])) }
+                error = errno
+                return nil
+            }
+            if let bytes { return bytes }
+            switch error {
+            case EAGAIN, EWOULDBLOCK: try await wait(for: .readable, deadline: deadline)
+            case EINTR: continue
+            default: throw NetError.from(errno: error, call: "recv")
+            }
+        }
     }
 
     /// Reads into `buffer`, returning the count (0 at end of stream).

@@ -159,10 +159,10 @@ public final class TLSConnection: ByteStream, @unchecked Sendable {
         while true {
             let pending = BIO_ctrl_pending(writeBIO)
             if pending == 0 { return }
-            var out = [UInt8](repeating: 0, count: Int(pending))
-            let n = out.withUnsafeMutableBytes { BIO_read(writeBIO, $0.baseAddress, Int32($0.count)) }
-            if n <= 0 { return }
-            if Int(n) < out.count { out.removeSubrange(Int(n)...) }
+            let out = [UInt8](unsafeUninitializedCapacity: Int(pending)) { buffer, count in
+                count = max(0, Int(BIO_read(writeBIO, buffer.baseAddress, Int32(buffer.count))))
+            }
+            if out.isEmpty { return }
             try await transport.write(out, deadline: deadline)
         }
     }
@@ -185,14 +185,15 @@ public final class TLSConnection: ByteStream, @unchecked Sendable {
     // MARK: ByteStream
 
     public func read(maxBytes: Int, deadline: Deadline) async throws(NetError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: maxBytes)
         while true {
             ERR_clear_error()
-            let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
-            if n > 0 {
-                buffer.removeSubrange(Int(n)...)
-                return buffer
+            // Decrypt into scratch space, return exactly the plaintext: no zeroed buffer per call.
+            var n: Int32 = 0
+            let plaintext = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(maxBytes, 1)) { scratch -> [UInt8]? in
+                n = SSL_read(ssl, scratch.baseAddress, Int32(maxBytes))
+                return n > 0 ? Array(UnsafeBufferPointer(rebasing: scratch[..<Int(n)])) : nil
             }
+            if let plaintext { return plaintext }
             let err = SSL_get_error(ssl, n)
             switch err {
             case SSL_ERROR_WANT_READ:
