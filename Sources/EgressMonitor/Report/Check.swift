@@ -27,7 +27,8 @@ public enum CheckCommand {
         let slots = ProbeSlots(limit: config.concurrency)
         return await withTaskGroup(of: (Int, ProbeResult).self) { group in
             for (i, pair) in pairs.enumerated() {
-                group.addTask {
+                // On the reactor, as the agent's rounds run: `check` times phases the same way.
+                group.addTask(executorPreference: Reactor.shared) {
                     _ = await slots.acquire()
                     defer { slots.release() }
                     return (i, await engine.probe(target: pair.target, path: pair.path))
