@@ -130,6 +130,73 @@ enum Exposition {
         return w.count
     }
 
+    /// Where a chunked render (``fill(_:from:into:)``) stopped: the next family, and the next
+    /// series in it (-1: its header first).
+    struct Cursor {
+        var family = 0
+        var series = -1
+        func isDone(_ families: [FamilyState]) -> Bool { family >= families.count }
+    }
+
+    /// An upper bound on the bytes of one series' lines.
+    static func seriesBound(_ layout: FamilyLayout, labelTextCount: Int) -> Int {
+        layout.seriesBytesWithoutLabelsOrValues + layout.linesPerSeries * (GoFloat.maxLength + labelTextCount)
+    }
+
+    /// The largest single piece ``fill(_:from:into:)`` ever writes: a header or one series.
+    static func largestPiece(_ families: [FamilyState]) -> Int {
+        families.reduce(0) { m, f in
+            let longestLabels = f.series.reduce(0) { max($0, $1.labelText.count) }
+            return max(m, f.layout.header.count, seriesBound(f.layout, labelTextCount: longestLabels))
+        }
+    }
+
+    /// Writes the exposition of `families` (as ``write(_:into:)`` does) from `cursor` on, as far
+    /// as whole headers and series fit in `buffer`, which holds at least
+    /// ``largestPiece(_:)`` bytes. Returns the bytes written and advances `cursor`; calling it
+    /// again until the cursor is done yields exactly ``write(_:into:)``'s bytes.
+    static func fill(_ families: [FamilyState], from cursor: inout Cursor,
+                     into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var w = ByteWriter(buffer)
+        while cursor.family < families.count {
+            let family = families[cursor.family]
+            let layout = family.layout
+            precondition(family.isSorted, "series of \(layout.family.name) not sorted before rendering")
+            if cursor.series < 0 {
+                guard !family.series.isEmpty else { cursor.family += 1; continue }
+                guard buffer.count - w.count >= layout.header.count else { return w.count }
+                w.write(layout.header)
+                cursor.series = 0
+            }
+            // As many series as surely fit.
+            var end = cursor.series
+            var room = buffer.count - w.count
+            while end < family.series.count {
+                let bound = seriesBound(layout, labelTextCount: family.series[end].labelText.count)
+                guard bound <= room else { break }
+                room -= bound
+                end += 1
+            }
+            if end > cursor.series {
+                let range = cursor.series..<end
+                family.series.withUnsafeBufferPointer { all in
+                    let series = UnsafeBufferPointer(rebasing: all[range])
+                    switch layout.family.type {
+                    case .counter, .gauge: writeSimple(layout, series, &w)
+                    case .histogram: writeHistogram(layout, series, &w)
+                    }
+                }
+            }
+            if end < family.series.count {
+                cursor.series = end
+                return w.count
+            }
+            cursor.family += 1
+            cursor.series = -1
+        }
+        return w.count
+    }
+
     /// `name{labels} value` per series.
     private static func writeSimple(_ layout: FamilyLayout, _ series: UnsafeBufferPointer<Series>, _ w: inout ByteWriter) {
         layout.sampleName.withUnsafeBufferPointer { name in

@@ -126,6 +126,66 @@ import EgressTestSupport
         #expect(plain?.code != "200")
     }
 
+    /// /metrics as the agent serves it, formatted and sent in pieces: to HTTP/1.1 in chunked
+    /// coding (curl checks the framing, promtool the exposition), to HTTP/1.0 as a body that
+    /// ends with the connection, and to HEAD as the head alone. Each GET gets exactly the bytes
+    /// the store renders whole.
+    @Test(.enabled(if: Lab.has("curl") && Lab.has("promtool"), "needs curl and promtool"))
+    func streamedMetricsReachCurlAndPromtoolWhole() async throws {
+        let results = ResultStore(metrics: Catalogue.makeStore())
+        results.setPairs((0..<400).flatMap { i in ["direct", "vpn"].map { PairKey(target: "t\(i)", path: $0) } })
+        for i in 0..<400 {
+            for path in ["direct", "vpn"] {
+                let ok = i % 4 != 0
+                results.record(ProbeResult(target: "t\(i)", path: path, startedAt: 1_700_000_000, duration: 0.05 + Double(i) / 1000,
+                                           phases: [.dns: 0.001, .connect: 0.002, .tls: 0.01, .http: 0.02],
+                                           failure: ok ? nil : ProbeFailure(.tls, .tlsReset, "reset")))
+            }
+        }
+        let routes = Routes(results: results, reload: { nil })
+        let server = try HTTPServer(listenOn: Self.loopback) { request in await routes.handle(request) }
+        server.start()
+        defer { Task { await server.stop() } }
+        let url = "http://127.0.0.1:\(server.boundAddress.port)/metrics"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamed-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, flag) in [("http11", "--http1.1"), ("http10", "--http1.0")] {
+            _ = try await Lab.runAsync("curl", ["-sS", "--fail", "--max-time", "10", flag, "-D", "\(dir)/\(name).head",
+                                                "-o", "\(dir)/\(name).body", url])
+        }
+        // Rendered after the scrapes: no probe runs in between, so only the process_* lines
+        // (CPU, memory) may differ.
+        let whole = results.metrics.renderBytes()
+        #expect(whole.count > 256 * 1024, "more than one piece")
+        func withoutProcess(_ bytes: [UInt8]) -> [Substring] {
+            String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { !$0.contains("process_") }
+        }
+        for name in ["http11", "http10"] {
+            let body = try #require(FileManager.default.contents(atPath: "\(dir)/\(name).body"))
+            #expect(withoutProcess(Array(body)) == withoutProcess(whole), "\(name): \(body.count) bytes, rendered \(whole.count)")
+            #expect(body.last == UInt8(ascii: "\n"))
+        }
+        let head11 = try String(contentsOfFile: "\(dir)/http11.head", encoding: .utf8).lowercased()
+        #expect(head11.hasPrefix("http/1.1 200"))
+        #expect(head11.contains("transfer-encoding: chunked"))
+        #expect(!head11.contains("content-length"))
+        let head10 = try String(contentsOfFile: "\(dir)/http10.head", encoding: .utf8).lowercased()
+        #expect(head10.contains(" 200 "))
+        #expect(!head10.contains("transfer-encoding"))
+        #expect(!head10.contains("content-length"))
+        #expect(head10.contains("connection: close"))
+        // HEAD: the head, no body; the connection stays usable (curl reuses it for the GET).
+        let headAndGet = try await Lab.runAsync("curl", ["-sS", "--max-time", "10", "-I", url, "--next", "-sS", "-o", "\(dir)/after-head.body",
+                                                         "-w", "%{http_code} %{size_download} %{num_connects}", url])
+        #expect(headAndGet.lowercased().hasPrefix("http/1.1 200"))
+        let got = headAndGet.split(whereSeparator: \.isNewline).last?.split(separator: " ") ?? []
+        #expect(got.first == "200" && got.last == "0", "\(headAndGet)")
+        #expect(abs((Int(got.dropFirst().first ?? "") ?? 0) - whole.count) < 200, "\(headAndGet)")
+        let lint = try await Lab.runAsync("sh", ["-c", "curl -sS --max-time 10 \(url) | promtool check metrics; echo exit=$?"])
+        #expect(lint.hasSuffix("exit=0\n"), "promtool: \(lint)")
+    }
+
     @Test func webConfigIsValidatedWithFieldPaths() throws {
         let bad = #"{"web": {"tls_key_file": "/nonexistent", "basic_auth_users": {"u": "plain"}}, "targets": [{"name": "x", "kind": "dockerhub"}]}"#
         do {

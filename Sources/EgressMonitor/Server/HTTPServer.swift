@@ -15,6 +15,34 @@ public struct WebSettings: Sendable {
     }
 }
 
+/// A response body written in pieces as it is produced (HTTP/1.1 chunked transfer coding), for
+/// answers too large to build whole: the exposition of 2,000 target x path pairs is about 14 MB.
+///
+/// The listener puts an empty slot in the task-local ``current`` while its handler runs; a
+/// handler that can stream its answer puts a producer in the slot (``offer(_:)``) and returns
+/// the response's status and headers with an empty body. Without a listener around it (a
+/// handler called directly, as tests do) there is no slot, and the handler builds its body as
+/// before. An HTTP/1.0 client gets the pieces without chunked coding, the end of the body
+/// marked by closing the connection; an answer to HEAD has the head only.
+public final class StreamedBody: Sendable {
+    /// Writes one piece; the bytes are valid only during the call.
+    public typealias Write = (UnsafeBufferPointer<UInt8>) async throws(NetError) -> Void
+    public typealias Producer = @Sendable (_ write: Write) async throws(NetError) -> Void
+
+    @TaskLocal public static var current: StreamedBody?
+
+    private let producer = Mutex<Producer?>(nil)
+
+    init() {}
+
+    /// Answers with `produce`'s pieces instead of the returned response's body.
+    public func offer(_ produce: @escaping Producer) {
+        producer.withLock { $0 = produce }
+    }
+
+    fileprivate func take() -> Producer? { producer.withLock { p in defer { p = nil }; return p } }
+}
+
 /// The agent's small HTTP/1.1 listener. Bounded everywhere: connections, request line and
 /// header size, time to read a request head, idle keep-alive time, requests per connection.
 ///
@@ -182,19 +210,77 @@ public final class HTTPServer: Sendable {
             served += 1
             setBusy(id, true)
             var response: HTTPResponse
+            var streamed: StreamedBody.Producer?
             if await authorized(request, web: web) {
-                response = await handler(request)
+                let slot = StreamedBody()
+                response = await StreamedBody.$current.withValue(slot) { await handler(request) }
+                streamed = slot.take()
             } else {
                 response = HTTPResponse(status: 401, headers: ["WWW-Authenticate": #"Basic realm="egress-monitor""#,
                                                                 "Content-Type": "text/plain; charset=utf-8"],
                                         body: Array("authentication required\n".utf8))
             }
-            let keepAlive = request.head.keepAlive && served < limits.maxRequestsPerConnection
+            // A streamed answer to an HTTP/1.0 client has no chunked coding: its body ends
+            // where the connection does.
+            let streamsUntilClose = streamed != nil && request.head.version == .http1_0
+            let keepAlive = request.head.keepAlive && served < limits.maxRequestsPerConnection && !streamsUntilClose
             if !keepAlive { response.headers.add("Connection", "close") }
-            let bytes = response.serialize(includeBody: request.head.method != "HEAD")
-            do { try await stream.write(bytes, deadline: .after(seconds: limits.writeTimeout)) } catch { return }
+            let includeBody = request.head.method != "HEAD"
+            let deadline = Deadline.after(seconds: limits.writeTimeout)
+            do {
+                if let streamed {
+                    try await stream.write(Self.streamedHead(response, chunked: !streamsUntilClose), deadline: deadline)
+                    if includeBody {
+                        try await streamed { piece throws(NetError) in
+                            try await stream.write(streamsUntilClose ? Array(piece) : Self.chunk(piece), deadline: deadline)
+                        }
+                        if !streamsUntilClose { try await stream.write(Array("0\r\n\r\n".utf8), deadline: deadline) }
+                    }
+                } else {
+                    try await Self.write(response, includeBody: includeBody, to: stream, deadline: deadline)
+                }
+            } catch {
+                return
+            }
             setBusy(id, false)
             if !keepAlive { return }
+        }
+    }
+
+    /// Writes a whole response. A large body goes out as its own write after the head rather
+    /// than copied behind it: one copy of a multi-megabyte answer in memory, not two.
+    private static func write(_ response: HTTPResponse, includeBody: Bool, to stream: any ByteStream,
+                              deadline: Deadline) async throws(NetError) {
+        if includeBody && response.body.count >= 64 * 1024 {
+            try await stream.write(response.serialize(includeBody: false), deadline: deadline)
+            try await stream.write(response.body, deadline: deadline)
+        } else {
+            try await stream.write(response.serialize(includeBody: includeBody), deadline: deadline)
+        }
+    }
+
+    /// The head of a streamed response: as serialized, without the `Content-Length` of its
+    /// (empty) body, and with `Transfer-Encoding: chunked` when `chunked` (HTTP/1.1 clients).
+    static func streamedHead(_ response: HTTPResponse, chunked: Bool) -> [UInt8] {
+        var head = response.serialize(includeBody: false)
+        let contentLength = Array("Content-Length: 0\r\n".utf8)
+        if let at = head.firstRange(of: contentLength) {
+            head.replaceSubrange(at, with: chunked ? Array("Transfer-Encoding: chunked\r\n".utf8) : [])
+        }
+        return head
+    }
+
+    /// One chunk: its size in hex, CRLF, the bytes, CRLF.
+    static func chunk(_ piece: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        let size = Array(String(piece.count, radix: 16).utf8)
+        return [UInt8](unsafeUninitializedCapacity: size.count + piece.count + 4) { out, count in
+            var i = 0
+            for b in size { out[i] = b; i += 1 }
+            out[i] = 13; out[i + 1] = 10; i += 2
+            if let base = piece.baseAddress { (out.baseAddress! + i).update(from: base, count: piece.count) }
+            i += piece.count
+            out[i] = 13; out[i + 1] = 10; i += 2
+            count = i
         }
     }
 

@@ -24,6 +24,12 @@ public struct Routes: Sendable {
         switch path {
         case "/metrics":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
+            if let streamed = StreamedBody.current {
+                // Under the listener: formatted and sent in pieces, never whole in memory.
+                let metrics = results.metrics
+                streamed.offer { write throws(NetError) in try await metrics.render(write) }
+                return Self.ok([], type: MetricStore.contentType)
+            }
             return Self.ok(results.metrics.renderBytes(), type: MetricStore.contentType)
         case "/healthz":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
