@@ -106,6 +106,7 @@ public final class MetricStore: Sendable {
         state.withLock { s in
             s.checkArity(family, labelValues)
             s.families[family.name]!.remove(labelValues)
+            s.version &+= 1
         }
     }
 
@@ -130,6 +131,7 @@ public final class MetricStore: Sendable {
         guard !doomed.isEmpty else { return }
         state.withLock { s in
             for (name, labelValues) in doomed { s.families[name]!.remove(labelValues) }
+            s.version &+= 1
         }
     }
 
@@ -216,22 +218,52 @@ public final class MetricStore: Sendable {
     /// The exposition of 2,000 target x path pairs is about 14 MB; built whole, a scrape held
     /// it (and the listener a serialized copy), and glibc kept the pages afterwards. In pieces,
     /// a scrape holds one buffer and the snapshot, which shares its storage with the store.
-    public func render<E: Error>(chunkSize: Int = 256 * 1024,
+    ///
+    /// An exposition of at most `keepUpTo` bytes is also kept, whole, for ``recentRender(maxAge:)``.
+    public func render<E: Error>(chunkSize: Int = 256 * 1024, keepUpTo keepLimit: Int = 0,
                                  _ write: (UnsafeBufferPointer<UInt8>) async throws(E) -> Void) async throws(E) {
-        let families = prepareRender()
+        let (families, version) = prepareRenderWithVersion()
         let capacity = max(chunkSize, Exposition.largestPiece(families))
         let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity)
         defer { buffer.deallocate() }
+        var kept: [UInt8]? = keepLimit > 0 ? [] : nil
         var cursor = Exposition.Cursor()
         while !cursor.isDone(families) {
             let n = Exposition.fill(families, from: &cursor, into: buffer)
-            if n > 0 { try await write(UnsafeBufferPointer(rebasing: buffer[..<n])) }
+            guard n > 0 else { continue }
+            let piece = UnsafeBufferPointer(rebasing: buffer[..<n])
+            if kept != nil {
+                if kept!.count + n <= keepLimit { kept!.append(contentsOf: piece) } else { kept = nil }
+            }
+            try await write(piece)
+        }
+        if let kept {
+            let at = ContinuousClock.now
+            state.withLock { s in
+                // A newer render may have been kept meanwhile; keep the newest.
+                if s.recent.map({ $0.version <= version }) ?? true { s.recent = RecentRender(version: version, at: at, bytes: kept) }
+            }
+        }
+    }
+
+    /// The exposition kept by the last ``render(chunkSize:keepUpTo:_:)``, if no series changed
+    /// since and it is at most `maxAge` seconds old (the process_* gauges, refreshed only by a
+    /// render, are that stale at most). Lets a small agent answer a burst of scrapes without
+    /// formatting each; a large one (above `keepUpTo`) always renders afresh.
+    public func recentRender(maxAge: Double) -> [UInt8]? {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            guard let r = s.recent, r.version == s.version, r.at.duration(to: now) <= .seconds(maxAge) else { return nil }
+            return r.bytes
         }
     }
 
     /// Runs the collectors, then returns a snapshot of the families that have series, in name
     /// order, each with its series order computed.
-    private func prepareRender() -> [FamilyState] {
+    private func prepareRender() -> [FamilyState] { prepareRenderWithVersion().families }
+
+    /// ``prepareRender()``, and the version of the state the snapshot was taken from.
+    private func prepareRenderWithVersion() -> (families: [FamilyState], version: UInt64) {
         let collectors = state.withLock { $0.collectors }
         for collect in collectors { collect(self) }
         return state.withLock { s in
@@ -243,7 +275,7 @@ public final class MetricStore: Sendable {
                 s.families.values[i].sortIfNeeded()
                 out.append(s.families.values[i])
             }
-            return out
+            return (out, s.version)
         }
     }
 
@@ -287,6 +319,9 @@ struct StoreState: Sendable {
     /// Registered family names, sorted.
     var familyNames: [String] = []
     var collectors: [@Sendable (MetricStore) -> Void] = []
+    /// Bumped by every change to a series, so a kept render knows it is current.
+    var version: UInt64 = 0
+    var recent: RecentRender?
 
     mutating func register(_ new: [MetricFamily], allowIdentical: Bool) {
         for family in new {
@@ -331,7 +366,16 @@ struct StoreState: Sendable {
             preconditionFailure("metric family \(family.name) is not registered in this store")
         }
         families.values[i].update(checking: family, type, labelValues, body)
+        version &+= 1
     }
+}
+
+/// A whole exposition kept for ``MetricStore/recentRender(maxAge:)``.
+struct RecentRender: Sendable {
+    let version: UInt64
+    /// When it was rendered.
+    let at: ContinuousClock.Instant
+    let bytes: [UInt8]
 }
 
 /// One family's series, and an index from label values to position.

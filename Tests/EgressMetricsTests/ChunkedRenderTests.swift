@@ -49,4 +49,21 @@ struct ChunkedRenderTests {
         let pieces = await Self.pieces(store, chunkSize: 4096)
         #expect(pieces.flatMap { $0 } == Array(store.render().utf8))
     }
+
+    @Test("a kept render answers until a series changes; a large one is not kept")
+    func keptRender() async {
+        let store = Self.populatedStore(pairs: 50)
+        #expect(store.recentRender(maxAge: 60) == nil)
+        var streamed: [UInt8] = []
+        await store.render(chunkSize: 4096, keepUpTo: 1 << 20) { (piece: UnsafeBufferPointer<UInt8>) in streamed.append(contentsOf: piece) }
+        #expect(store.recentRender(maxAge: 60) == streamed)
+        #expect(store.recentRender(maxAge: 60) == Array(store.render().utf8))
+        store.observe(Fixture.lag, 0.5)
+        #expect(store.recentRender(maxAge: 60) == nil, "a change makes it stale")
+        await store.render(chunkSize: 4096, keepUpTo: 100) { (_: UnsafeBufferPointer<UInt8>) in }
+        #expect(store.recentRender(maxAge: 60) == nil, "larger than keepUpTo")
+        await store.render(chunkSize: 4096, keepUpTo: 1 << 20) { (_: UnsafeBufferPointer<UInt8>) in }
+        #expect(store.recentRender(maxAge: 60) != nil)
+        #expect(store.recentRender(maxAge: 0) == nil, "older than maxAge")
+    }
 }

@@ -25,9 +25,12 @@ public struct Routes: Sendable {
         case "/metrics":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
             if let streamed = StreamedBody.current {
-                // Under the listener: formatted and sent in pieces, never whole in memory.
+                // Under the listener: formatted and sent in pieces, never whole in memory. A
+                // small exposition is kept and answers again while no series changes (at most
+                // a second: the process_* gauges).
                 let metrics = results.metrics
-                streamed.offer { write throws(NetError) in try await metrics.render(write) }
+                if let recent = metrics.recentRender(maxAge: 1) { return Self.ok(recent, type: MetricStore.contentType) }
+                streamed.offer { write throws(NetError) in try await metrics.render(keepUpTo: 1 << 20, write) }
                 return Self.ok([], type: MetricStore.contentType)
             }
             return Self.ok(results.metrics.renderBytes(), type: MetricStore.contentType)
