@@ -156,6 +156,8 @@ public final class HTTPServer: Sendable {
                 continue
             }
             admitted.evict?.cancel()
+            // Answers go out in several writes (head, chunks): no Nagle wait on the last one.
+            conn.setNoDelay()
             let id = admitted.id
             let task = Task { [self] in
                 await serve(conn, id: id)
@@ -231,10 +233,19 @@ public final class HTTPServer: Sendable {
                 if let streamed {
                     try await stream.write(Self.streamedHead(response, chunked: !streamsUntilClose), deadline: deadline)
                     if includeBody {
+                        // Each piece is sent from the renderer's buffer, its chunk framing
+                        // around it: "\r\n" ending the previous chunk and the next one's size.
+                        var first = true
                         try await streamed { piece throws(NetError) in
-                            try await stream.write(streamsUntilClose ? Array(piece) : Self.chunk(piece), deadline: deadline)
+                            if !streamsUntilClose {
+                                try await stream.write(Self.chunkHead(piece.count, first: first), deadline: deadline)
+                                first = false
+                            }
+                            try await stream.write(piece, deadline: deadline)
                         }
-                        if !streamsUntilClose { try await stream.write(Array("0\r\n\r\n".utf8), deadline: deadline) }
+                        if !streamsUntilClose {
+                            try await stream.write(Array((first ? "0\r\n\r\n" : "\r\n0\r\n\r\n").utf8), deadline: deadline)
+                        }
                     }
                 } else {
                     try await Self.write(response, includeBody: includeBody, to: stream, deadline: deadline)
@@ -270,18 +281,10 @@ public final class HTTPServer: Sendable {
         return head
     }
 
-    /// One chunk: its size in hex, CRLF, the bytes, CRLF.
-    static func chunk(_ piece: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        let size = Array(String(piece.count, radix: 16).utf8)
-        return [UInt8](unsafeUninitializedCapacity: size.count + piece.count + 4) { out, count in
-            var i = 0
-            for b in size { out[i] = b; i += 1 }
-            out[i] = 13; out[i + 1] = 10; i += 2
-            if let base = piece.baseAddress { (out.baseAddress! + i).update(from: base, count: piece.count) }
-            i += piece.count
-            out[i] = 13; out[i + 1] = 10; i += 2
-            count = i
-        }
+    /// What goes before a chunk's bytes: the CRLF that ends the previous chunk (unless `first`),
+    /// the size in hex, CRLF.
+    static func chunkHead(_ size: Int, first: Bool) -> [UInt8] {
+        Array(((first ? "" : "\r\n") + String(size, radix: 16) + "\r\n").utf8)
     }
 
     /// Basic auth against bcrypt hashes; a header that passed once is remembered (bounded).

@@ -5,8 +5,17 @@ public protocol ByteStream: AnyObject, Sendable {
     func read(maxBytes: Int, deadline: Deadline) async throws(NetError) -> [UInt8]
     /// Writes every byte by `deadline`.
     func write(_ bytes: [UInt8], deadline: Deadline) async throws(NetError)
+    /// Writes every byte of `buffer`, which stays valid until this returns, by `deadline`.
+    func write(_ buffer: UnsafeBufferPointer<UInt8>, deadline: Deadline) async throws(NetError)
     /// Closes the stream and whatever it runs over.
     func close()
+}
+
+extension ByteStream {
+    /// A copy into an array; ``Socket`` sends from the buffer itself.
+    public func write(_ buffer: UnsafeBufferPointer<UInt8>, deadline: Deadline) async throws(NetError) {
+        try await write(Array(buffer), deadline: deadline)
+    }
 }
 
 extension Socket: ByteStream {}

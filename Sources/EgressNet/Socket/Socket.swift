@@ -185,6 +185,22 @@ public final class Socket: Sendable {
         }
     }
 
+    /// Writes all of `buffer` (valid until this returns) by `deadline`, without copying it.
+    public func write(_ buffer: UnsafeBufferPointer<UInt8>, deadline: Deadline) async throws(NetError) {
+        guard let base = buffer.baseAddress else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let n = Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+            if n >= 0 { offset += n; continue }
+            let e = errno
+            switch e {
+            case EAGAIN, EWOULDBLOCK: try await wait(for: .writable, deadline: deadline)
+            case EINTR: continue
+            default: throw NetError.from(errno: e, call: "send")
+            }
+        }
+    }
+
     /// Half-closes the sending side.
     public func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
