@@ -85,7 +85,8 @@ import Glibc
         defer { for r in receivers { r.close() } }
         let sender = try Socket.udp(family: AF_INET)
         defer { sender.close() }
-        let socketDeadline = Deadline(nanoseconds: start + 400_000_000)
+        // Far enough that the datagrams arrive first even on a loaded machine.
+        let socketDeadline = Deadline(nanoseconds: start + 2_000_000_000)
         let readers = receivers.map { r in
             Task { () -> (WaitOutcome, UInt64) in
                 let outcome = await Reactor.shared.wait(fd: r.fd, for: .readable, deadline: socketDeadline)
