@@ -1,4 +1,4 @@
-import Synchronization
+import EgressSync
 
 /// Thread-safe storage for every series of a fixed set of metric families, and their text
 /// exposition.

@@ -1,6 +1,6 @@
 import EgressMetrics
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// Where the agent's config comes from: a file, or the embedded default (Docker Hub plus the
 /// mirrors of Docker's daemon.json).
