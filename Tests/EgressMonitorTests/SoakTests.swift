@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import EgressSync
 import Testing
 @testable import EgressMonitor
 import EgressNet

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import EgressSync
 import EgressNet
 
 /// A scriptable DNS server in Swift on 127.0.0.1, UDP and TCP on the same port, for the answers

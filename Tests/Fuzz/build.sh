@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses, one executable per harness, with swiftc directly: the package's
 # modules (EgressNet; EgressMetrics and EgressMonitor for the config harness) are compiled from
-# Sources/ with coverage instrumentation (-sanitize=fuzzer) and AddressSanitizer, into
-# .build-fuzz/, and linked with each harness. Package.swift is not touched, so `swift build`
-# never builds these.
+# Sources/ (with EgressSync, the lock they share) with coverage instrumentation (-sanitize=fuzzer)
+# and AddressSanitizer, into .build-fuzz/, and linked with each harness. Package.swift is not
+# touched, so `swift build` never builds these.
 #
 #   bash Tests/Fuzz/build.sh                # every harness
 #   bash Tests/Fuzz/build.sh dns_message    # some
@@ -51,20 +51,21 @@ module() {
 
 needs_monitor=0
 for h in $harnesses; do [ "$h" = config ] && needs_monitor=1; done
-module EgressNet
+module EgressSync
+module EgressNet "$out/EgressSync.o"
 if [ $needs_monitor -eq 1 ]; then
-  module EgressMetrics
-  module EgressMonitor "$out/EgressNet.o" "$out/EgressMetrics.o"
+  module EgressMetrics "$out/EgressSync.o"
+  module EgressMonitor "$out/EgressNet.o" "$out/EgressMetrics.o" "$out/EgressSync.o"
 fi
 
 for h in $harnesses; do
   src="Tests/Fuzz/harnesses/$h.swift"
   [ -f "$src" ] || { echo "fuzz: no harness $src" >&2; exit 2; }
   extra=()
-  objects=("$out/EgressNet.o")
+  objects=("$out/EgressNet.o" "$out/EgressSync.o")
   case $h in
     socks_reply|connect_reply) extra=(Tests/Fuzz/harnesses/memory_stream.swift) ;;
-    config) objects=("$out/EgressMonitor.o" "$out/EgressMetrics.o" "$out/EgressNet.o") ;;
+    config) objects=("$out/EgressMonitor.o" "$out/EgressMetrics.o" "$out/EgressNet.o" "$out/EgressSync.o") ;;
   esac
   exe="$out/fuzz-$h"
   if [ -f "$exe" ] && [ -z "$(find "$src" "${extra[@]}" "${objects[@]}" -newer "$exe" -print -quit)" ]; then
