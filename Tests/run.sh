@@ -54,7 +54,7 @@ fi
 # binary again) first, then the suites that measure time against real peers. Run together on two
 # cores, the first kind starves Swift's cooperative pool and turns the second kind's deadline
 # checks into measurements of the machine's load.
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests'
 swift test --skip-build --skip "$io_suites"
 # Each timing suite in a process of its own: one suite's CPU work (hashing blobs, signing
 # tokens) cannot delay another's in-process peers past their deadlines.
@@ -62,6 +62,14 @@ failed=()
 for suite in ${io_suites//|/ }; do
   swift test --skip-build --filter "$suite" || failed+=("$suite")
 done
+
+# ---- Fuzzing (issue 5) ------------------------------------------------------------------------
+# Every libFuzzer harness (DNS messages, HTTP responses and requests, WWW-Authenticate, SOCKS5 and
+# CONNECT replies, the config decoder) for a bounded time from its seed corpus; a crash fails the
+# run. Tests/Fuzz/run.sh builds them with swiftc into .build-fuzz, outside SwiftPM.
+bash Tests/Fuzz/run.sh "${EGRESS_FUZZ_SECONDS:-20}" || failed+=("fuzzing")
+# -----------------------------------------------------------------------------------------------
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "tests: FAILED suites: ${failed[*]}" >&2
   exit 1

@@ -1,4 +1,4 @@
-import Synchronization
+import EgressSync
 
 /// Thread-safe storage for every series of a fixed set of metric families, and their text
 /// exposition.
@@ -8,7 +8,7 @@ import Synchronization
 /// that was not registered, or using it as the wrong type (``increment(_:_:by:)`` on a gauge),
 /// traps too: those are programmer errors, caught the first time the code runs.
 ///
-/// All state sits behind one `Mutex` (from `Synchronization`), held for the few instructions of
+/// All state sits behind one `Mutex` (EgressSync's), held for the few instructions of
 /// an update. The class is `Sendable` without `@unchecked`: its only stored property is that
 /// mutex, whose value is itself `Sendable`.
 ///
@@ -17,10 +17,9 @@ import Synchronization
 /// snapshot, for sorting a family whose set of series changed since the last render, and, for
 /// the first writer to touch a family during a render, for one copy of that family's series.
 ///
-/// Note for `swift test --sanitize=thread`: the toolchain's `Synchronization` module is not
-/// instrumented, so ThreadSanitizer cannot see `Mutex` and reports "Swift access race" on the
-/// state it guards (a five-line `Mutex` program shows the same). The concurrency test checks the
-/// exact totals instead.
+/// Under `--sanitize=thread` (Tests/Sanitizers/run.sh) ThreadSanitizer checks this locking: the
+/// mutex is EgressSync's, on `pthread_mutex_t`, and a render hands its snapshot back under the
+/// lock (``handBack(_:)``).
 public final class MetricStore: Sendable {
     /// The `Content-Type` of ``render()``'s output: Prometheus text exposition 0.0.4.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -128,6 +127,7 @@ public final class MetricStore: Sendable {
                 if predicate(labels) { doomed.append((family.layout.family.name, series.labelValues)) }
             }
         }
+        handBack(snapshot)
         guard !doomed.isEmpty else { return }
         state.withLock { s in
             for (name, labelValues) in doomed { s.families[name]!.remove(labelValues) }
@@ -181,18 +181,22 @@ public final class MetricStore: Sendable {
     public func render() -> String {
         let families = prepareRender()
         let bound = Exposition.sizeBound(families)
-        return String(unsafeUninitializedCapacity: bound) { buffer in
+        let text = String(unsafeUninitializedCapacity: bound) { buffer in
             Exposition.write(families, into: buffer)
         }
+        handBack(families)
+        return text
     }
 
     /// ``render()`` as UTF-8 bytes, ready for a socket, without building a `String`.
     public func renderBytes() -> [UInt8] {
         let families = prepareRender()
         let bound = Exposition.sizeBound(families)
-        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+        let bytes = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
             count = Exposition.write(families, into: buffer)
         }
+        handBack(families)
+        return bytes
     }
 
     /// ``render()`` into `buffer`, replacing its contents and reusing its capacity.
@@ -209,6 +213,7 @@ public final class MetricStore: Sendable {
             buffer.append(contentsOf: repeatElement(0, count: bound - buffer.count))
         }
         let written = buffer.withUnsafeMutableBufferPointer { Exposition.write(families, into: $0) }
+        handBack(families)
         buffer.removeLast(buffer.count - written)
     }
 
@@ -223,6 +228,7 @@ public final class MetricStore: Sendable {
     public func render<E: Error>(chunkSize: Int = 256 * 1024, keepUpTo keepLimit: Int = 0,
                                  _ write: (UnsafeBufferPointer<UInt8>) async throws(E) -> Void) async throws(E) {
         let (families, version) = prepareRenderWithVersion()
+        defer { handBack(families) }
         let capacity = max(chunkSize, Exposition.largestPiece(families))
         let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity)
         defer { buffer.deallocate() }
@@ -256,6 +262,20 @@ public final class MetricStore: Sendable {
             guard let r = s.recent, r.version == s.version, r.at.duration(to: now) <= .seconds(maxAge) else { return nil }
             return r.bytes
         }
+    }
+
+    /// Passes the store's lock once after a snapshot was last read, while the snapshot is still
+    /// held; the caller drops it afterwards.
+    ///
+    /// A writer updates a series in place only once the snapshot's reference to its buffer is
+    /// gone (copy-on-write). Without this, what orders the snapshot's reads before that in-place
+    /// write is the buffer's reference count alone — correct, but inside libswiftCore, which
+    /// ThreadSanitizer does not see, so it reports the write as racing with the render's reads.
+    /// With it, a writer that can see the buffer unique took the lock after this call, and the
+    /// lock orders the reads before the write in a way ThreadSanitizer (and a reader) can follow.
+    /// One uncontended lock per render or removal.
+    private func handBack(_ snapshot: [FamilyState]) {
+        state.withLock { _ in withExtendedLifetime(snapshot) {} }
     }
 
     /// Runs the collectors, then returns a snapshot of the families that have series, in name

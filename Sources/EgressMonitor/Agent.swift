@@ -1,6 +1,6 @@
 import EgressMetrics
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// Where the agent's config comes from: a file, or the embedded default (Docker Hub plus the
 /// mirrors of Docker's daemon.json).
@@ -143,9 +143,13 @@ public enum AgentStartError: Error, CustomStringConvertible {
     }
 }
 
-/// Lets the HTTP handler reach the agent that owns it without a retain cycle at init time.
+/// Lets the HTTP handler reach the agent that owns it. The reference is weak: the agent owns the
+/// server, the server its handler, the handler this box — a strong reference back would be a
+/// cycle, and a stopped agent (its store, scheduler, server, resolver caches) would never be
+/// freed. LeakSanitizer found that cycle (Tests/Sanitizers/run.sh with EGRESS_SAN_LEAKS=1).
 private final class ReloadBox: Sendable {
-    private let ref = Mutex<Agent?>(nil)
-    var agent: Agent? { ref.withLock { $0 } }
-    func set(_ a: Agent) { ref.withLock { $0 = a } }
+    private struct Weak { weak var agent: Agent? }
+    private let ref = Mutex(Weak())
+    var agent: Agent? { ref.withLock { $0.agent } }
+    func set(_ a: Agent) { ref.withLock { $0.agent = a } }
 }

@@ -111,6 +111,34 @@ import EgressTestSupport
         await agent.stop()
     }
 
+    /// A stopped agent is freed: nothing it owns (the server's handler, the scheduler's tasks)
+    /// keeps a strong reference back to it. The handler once did, through the box that lets the
+    /// reload route reach the agent, and every agent leaked with its store and server.
+    @Test(.enabled(if: Lab.has("curl"), "needs curl"))
+    func aStoppedAgentIsFreed() async throws {
+        let closed = try LabTCPServer.start(.closeImmediately)
+        defer { closed.stop() }
+        let dir = try Lab.makeDirectory("freed")
+        defer { Lab.removeDirectory(dir) }
+        let path = dir + "/config.json"
+        try #"{"interval_seconds": 1, "timeout_seconds": 1, "targets": [{"name": "a", "kind": "tcp", "url": "tcp://127.0.0.1:\#(closed.port)"}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        weak var weakAgent: Agent?
+        do {
+            let agent = try Agent.start(source: .file(path), listenOverride: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0), jitter: false)
+            weakAgent = agent
+            // Serve a request through the handler (which holds the box) and run a probe round.
+            _ = try await Self.waitForScrape(agent) { (Self.sample($0, #"egress_probe_runs_total{target="a",path="direct"}"#) ?? 0) >= 1 }
+            let code = try await Lab.runAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "http://\(agent.server.boundAddress)/-/reload"])
+            #expect(code == "200")
+            await agent.stop()
+        }
+        // Tasks the agent started may still be unwinding on the pool; give them a moment.
+        let deadline = Deadline.after(seconds: TestTime.allowance(5))
+        while weakAgent != nil && !deadline.hasPassed { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(weakAgent == nil, "the agent outlived its last reference after stop()")
+    }
+
     @Test(.enabled(if: Lab.has("curl"), "needs curl"))
     func reloadKeepsCountersAndDropsRemovedPairs() async throws {
         let closedA = try LabTCPServer.start(.closeImmediately)

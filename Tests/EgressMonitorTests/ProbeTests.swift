@@ -13,8 +13,9 @@ import EgressTestSupport
     /// How far past its deadline a probe may be seen to end. Not slack in the probe: the suite
     /// shares Swift's cooperative pool (two threads on these machines) with CPU-bound tests
     /// (parsers fed byte by byte, float round trips), so a resumed task can wait for a thread.
-    /// A hang would overrun by the length of the stall, far more than this.
-    static let schedulingAllowance = 2.0
+    /// A hang would overrun by the length of the stall, far more than this. Scaled by
+    /// `EGRESS_TEST_TIME_SCALE` under the sanitizers (Tests/Sanitizers/run.sh).
+    static let schedulingAllowance = TestTime.allowance(2.0)
 
     /// Asserts a failure's phase and reason, and that the probe respected its deadline.
     static func expectFailure(_ result: ProbeResult, _ phase: Phase, _ reason: FailureReason, timeout: Double = 3,

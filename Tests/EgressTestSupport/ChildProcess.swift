@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import EgressSync
 
 /// A child process started with `posix_spawn`, which this type reaps itself.
 ///

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import EgressSync
 import EgressNet
 
 /// The interop lab: real peers from Debian packages (nginx, dnsmasq, docker-registry, openssl,

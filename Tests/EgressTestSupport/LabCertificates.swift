@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import EgressSync
 
 /// A server certificate and its private key, as PEM files.
 public struct CertPair: Sendable, Hashable {

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import EgressSync
 import EgressNet
 
 /// A network namespace made for a test (`ip netns add`), and programs run inside it

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import EgressSync
 import EgressNet
 
 /// A server program run for a test: nginx, dnsmasq, docker-registry, `openssl s_server`...

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import EgressSync
 import EgressNet
 
 /// A TCP server in Swift that misbehaves on purpose, for the failures real servers do not

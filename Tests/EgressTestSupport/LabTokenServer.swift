@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import EgressSync
 internal import COpenSSL
 import EgressNet
 

@@ -1,5 +1,5 @@
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// Turns a target's host name into addresses the way the configured resolver says: the system
 /// one reads /etc/hosts then asks the nameservers of /etc/resolv.conf (as Docker's resolver

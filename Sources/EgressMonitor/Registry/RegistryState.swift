@@ -1,5 +1,5 @@
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// What the registry phases remember between rounds: tokens until they expire, the layer
 /// digests read from manifests, when a manifest was last fetched with GET (Docker Hub counts

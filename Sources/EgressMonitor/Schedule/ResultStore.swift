@@ -1,6 +1,6 @@
 import EgressMetrics
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// Identifies a target × path pair.
 public struct PairKey: Hashable, Sendable, Comparable {

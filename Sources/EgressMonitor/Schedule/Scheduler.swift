@@ -1,6 +1,6 @@
 import EgressMetrics
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// Runs every target × path pair once per interval.
 ///

@@ -1,6 +1,6 @@
 import Foundation
 import EgressNet
-import Synchronization
+import EgressSync
 
 /// The listener's optional TLS and basic auth, in the spirit of Prometheus's web config.
 public struct WebSettings: Sendable {

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import CLinux
-import Synchronization
+import EgressSync
 
 /// What a waiter wants from a file descriptor.
 public enum Interest: Sendable {

@@ -1,5 +1,5 @@
 internal import COpenSSL
-import Synchronization
+import EgressSync
 
 /// A configured OpenSSL client context: trust store and minimum version. Shared by every
 /// handshake that uses the same trust (one per `ca_file`, plus the system one).
