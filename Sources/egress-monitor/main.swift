@@ -311,6 +311,9 @@ case .run:
     raiseFileLimit()
     // Signals arrive on a dispatch queue, never as async-signal handlers.
     for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
+    // Before the listener answers: a SIGTERM right after the first scrape is kept for the loop
+    // below, not lost to SIG_IGN.
+    let (stopSignal, signalSources) = signalStream([SIGTERM, SIGINT, SIGHUP])
     let agent: Agent
     do {
         agent = try Agent.start(source: arguments.source, listenOverride: arguments.listen)
@@ -319,7 +322,6 @@ case .run:
     } catch {
         fail("\(error)", status: 1)
     }
-    let (stopSignal, signalSources) = signalStream([SIGTERM, SIGINT, SIGHUP])
     for await s in stopSignal {
         if s == SIGHUP {
             Log.info("SIGHUP: reloading config")

@@ -301,7 +301,12 @@ def startup(url, cmd):
             time.sleep(0.0005)
     finally:
         proc.terminate()
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise SystemExit(f"{cmd[0]} did not stop within 10 s of SIGTERM")
 
 
 # --------------------------------------------------------------------------- report

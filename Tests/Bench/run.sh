@@ -2,7 +2,9 @@
 # Performance benchmark (issue 8): every figure printed next to its peer measured in the same
 # run, then medians over the runs and the ratios.
 #
-#   bash Tests/Bench/run.sh                 # 3 runs (about 12 minutes), builds the release binary
+#   bash Tests/Bench/run.sh                 # 3 runs (about 12 minutes), builds the release binary;
+#                                           # each run's figures also in .build-perf/runN.tsv
+#   python3 Tests/Bench/benchlib.py report .build-perf   # the report again from those files
 #   bash Tests/Bench/run.sh --runs 5
 #   bash Tests/Bench/run.sh --bin PATH      # an already built egress-monitor
 #   bash Tests/Bench/run.sh --only "cost startup"   # sections: cost fidelity scale wrk startup
@@ -540,7 +542,8 @@ for RUN in $(seq 1 "$RUNS"); do
   want scale && section_scale
   want wrk && section_wrk
   want startup && section_startup
+  # Kept as each run ends: a run that fails later does not lose the earlier ones.
+  mkdir -p "$ROOT/.build-perf"
+  cp "$W/run$RUN.tsv" "$ROOT/.build-perf/"
 done
 $LIB report "$W"
-mkdir -p "$ROOT/.build-perf"
-cp "$W"/run*.tsv "$ROOT/.build-perf/" 2>/dev/null || true
