@@ -7,44 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Program -> Debian package providing it. Tests that need a program skip loudly without it;
-# this script makes sure none is missing, so on a Debian machine nothing is skipped.
-declare -A need=(
-  [dnsmasq]=dnsmasq-base
-  [docker-registry]=docker-registry
-  [nginx]=nginx-light
-  [promtool]=prometheus
-  [prometheus]=prometheus
-  [tinyproxy]=tinyproxy
-  [microsocks]=microsocks
-  [socat]=socat
-  [nft]=nftables
-  [dig]=bind9-dnsutils
-  [curl]=curl
-  [openssl]=openssl
-  [unshare]=util-linux
-  [ip]=iproute2
-  [systemd-analyze]=systemd
-)
-missing=()
-for prog in "${!need[@]}"; do
-  command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}")
-done
-if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
-[ -f /usr/include/crypt.h ] || missing+=(libcrypt-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-  echo "tests: installing $pkgs"
-  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
-fi
+# The peers (nginx, dnsmasq, docker-registry, tinyproxy, ...): installed when missing.
+source Tests/peers.sh
 # The tests start their own instances of these on free loopback ports; a service Debian may
 # have started on install does not get in their way.
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "tests: NOT ROOT — the network-namespace tests (unshare -n, ip netns, nft) will be reported as SKIPPED, not passed." >&2
-fi
 
 swift build --build-tests
 if [ $# -gt 0 ]; then

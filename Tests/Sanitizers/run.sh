@@ -28,6 +28,7 @@
 #   EGRESS_SAN_FILTER=X     run only the suites whose name matches X (extended regex).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+source Tests/peers.sh   # the real peers the suites use, installed when missing
 
 sanitizers=("$@")
 [ ${#sanitizers[@]} -eq 0 ] && sanitizers=(address thread)

@@ -13,6 +13,7 @@
 # into .build-soak and runs SoakTests only; every peer is on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source Tests/peers.sh   # the real peers the suites use, installed when missing
 probes=${1:-1000000}
 concurrency=${2:-32}
 scratch=${SOAK_SCRATCH:-.build-soak}
