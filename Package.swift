@@ -27,7 +27,7 @@ let package = Package(
         // The product: config, probes, registry semantics, scheduler, catalogue, server, reports.
         .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync"]),
         // Thin: arguments, signals, wiring.
-        .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor"]),
+        .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor", "CLinux"]),
 
         // The interop lab for tests: certificates, nginx, dnsmasq, docker-registry, misbehaving servers.
         .target(name: "EgressTestSupport", dependencies: ["EgressNet", "EgressSync", "COpenSSL"], path: "Tests/EgressTestSupport"),

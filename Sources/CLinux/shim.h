@@ -1,12 +1,14 @@
 #ifndef EGRESS_CLINUX_SHIM_H
 #define EGRESS_CLINUX_SHIM_H
-// Linux headers that Glibc's Swift module does not carry: epoll, eventfd and timerfd, for the reactor.
+// Linux headers that Glibc's Swift module does not carry: epoll, eventfd and timerfd, for the
+// reactor; crypt for the listener's basic auth; malloc.h for mallopt.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <crypt.h>
 #include <stdlib.h>
+#include <malloc.h>
 
 /// Checks `password` against a crypt(5) hash (bcrypt "$2b$..." among them) with libxcrypt's
 /// reentrant crypt_r. Returns 1 on a match, 0 otherwise.
