@@ -108,7 +108,7 @@ struct JSONParser {
     func unexpected(_ context: String) -> JSONSyntaxError {
         guard i < bytes.count else { return error("unexpected end of input \(context)") }
         let b = bytes[i]
-        let shown = (0x21...0x7E).contains(b) ? "\"\(Character(Unicode.Scalar(b)))\"" : "byte 0x\(String(b, radix: 16, uppercase: true))"
+        let shown = (0x21...0x7E).contains(b) ? "\"\(Character(Unicode.Scalar(b)))\"" : "byte 0x\(TextFormat.hex(b, 2, uppercase: true))"
         return error("unexpected \(shown) \(context)")
     }
 
@@ -253,7 +253,7 @@ struct JSONParser {
             case UInt8(ascii: "\\"):
                 try escape(into: &out)
             case 0x00..<0x20:
-                throw error("control character 0x\(String(b, radix: 16, uppercase: true)) in a string (escape it)")
+                throw error("control character 0x\(TextFormat.hex(b, 2, uppercase: true)) in a string (escape it)")
             case 0x20..<0x80:
                 out.append(b)
                 i += 1
