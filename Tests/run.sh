@@ -31,7 +31,7 @@ done
 
 # ---- Fuzzing (issue 5) ------------------------------------------------------------------------
 # Every libFuzzer harness (DNS messages, HTTP responses and requests, WWW-Authenticate, SOCKS5 and
-# CONNECT replies, the config decoder) for a bounded time from its seed corpus; a crash fails the
+# CONNECT replies, the config decoder, the JSON parser and writer) for a bounded time from its seed corpus; a crash fails the
 # run. Tests/Fuzz/run.sh builds them with swiftc into .build-fuzz, outside SwiftPM.
 bash Tests/Fuzz/run.sh "${EGRESS_FUZZ_SECONDS:-20}" || failed+=("fuzzing")
 # -----------------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ static inline int egress_crypt_matches(const char *password, const char *hash) {
 
 // accept4 is declared by glibc only under _GNU_SOURCE; declare it here.
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+// Likewise pthread_setname_np, which names the reactor thread.
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
 /// A new bcrypt ("$2b$") hash of `password` at `cost`, written to `out` (at least 128 bytes).
 /// Returns 1 on success.
 static inline int egress_bcrypt_hash(const char *password, unsigned long cost, char *out, int outSize) {

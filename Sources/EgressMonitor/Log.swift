@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import Synchronization
 
 /// Logs to stderr as logfmt lines: `ts=... level=info msg="..." key=value`.
@@ -44,7 +43,7 @@ public enum Log {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
+                if c.value < 0x20 { out += "\\u" + TextFormat.hex(c.value, 4) } else { out.unicodeScalars.append(c) }
             }
         }
         return out + "\""
@@ -56,7 +55,7 @@ public enum Log {
         var t = ts.tv_sec
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
-                      tmv.tm_hour, tmv.tm_min, tmv.tm_sec, Int(ts.tv_nsec / 1_000_000))
+        func p(_ value: some BinaryInteger, _ width: Int) -> String { TextFormat.zeroPadded(value, width) }
+        return "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1, 2))-\(p(tmv.tm_mday, 2))T\(p(tmv.tm_hour, 2)):\(p(tmv.tm_min, 2)):\(p(tmv.tm_sec, 2)).\(p(Int(ts.tv_nsec / 1_000_000), 3))Z"
     }
 }

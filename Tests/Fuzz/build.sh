@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses, one executable per harness, with swiftc directly: the package's
-# modules (EgressNet; EgressMetrics and EgressMonitor for the config harness) are compiled from
+# modules (EgressNet; EgressMetrics and EgressMonitor for the config and json harnesses) are compiled from
 # Sources/ (with EgressSync, the lock they share) with coverage instrumentation (-sanitize=fuzzer)
 # and AddressSanitizer, into .build-fuzz/, and linked with each harness. Package.swift is not
 # touched, so `swift build` never builds these.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 out=${FUZZ_BUILD_DIR:-.build-fuzz}
 mkdir -p "$out"
 
-all_harnesses="dns_message http_response http_request www_authenticate socks_reply connect_reply config"
+all_harnesses="dns_message http_response http_request www_authenticate socks_reply connect_reply config json"
 harnesses=${*:-$all_harnesses}
 
 # -O keeps Swift's own traps (bounds, overflow, preconditions): a trap is a crash to libFuzzer.
@@ -50,7 +50,7 @@ module() {
 }
 
 needs_monitor=0
-for h in $harnesses; do [ "$h" = config ] && needs_monitor=1; done
+for h in $harnesses; do case $h in config|json) needs_monitor=1 ;; esac; done
 module EgressSync
 module EgressNet "$out/EgressSync.o"
 if [ $needs_monitor -eq 1 ]; then
@@ -65,7 +65,7 @@ for h in $harnesses; do
   objects=("$out/EgressNet.o" "$out/EgressSync.o")
   case $h in
     socks_reply|connect_reply) extra=(Tests/Fuzz/harnesses/memory_stream.swift) ;;
-    config) objects=("$out/EgressMonitor.o" "$out/EgressMetrics.o" "$out/EgressNet.o" "$out/EgressSync.o") ;;
+    config|json) objects=("$out/EgressMonitor.o" "$out/EgressMetrics.o" "$out/EgressNet.o" "$out/EgressSync.o") ;;
   esac
   exe="$out/fuzz-$h"
   if [ -f "$exe" ] && [ -z "$(find "$src" "${extra[@]}" "${objects[@]}" -newer "$exe" -print -quit)" ]; then

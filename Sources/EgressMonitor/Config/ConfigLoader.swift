@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 
 /// Reads and validates config files. Every problem is reported at once, each with the JSON
@@ -6,14 +5,14 @@ import EgressNet
 public enum ConfigLoader {
     /// Loads and validates the config file at `path`.
     public static func load(path: String) throws(ConfigError) -> AgentConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = SystemFile.read(path) else {
             throw ConfigError([ConfigIssue(path: "", message: "cannot read config file \(path)")])
         }
         return try decode(data)
     }
 
     /// Validates a JSON document.
-    public static func decode(_ data: Data) throws(ConfigError) -> AgentConfig {
+    public static func decode(_ data: some Collection<UInt8>) throws(ConfigError) -> AgentConfig {
         let json = try JSONValue.parse(data)
         var v = Validator()
         let config = v.agentConfig(json)
@@ -346,13 +345,13 @@ struct Validator {
 
     /// The lower-cased scheme of a URL written as text, if it has one.
     static func scheme(of text: String) -> String? {
-        guard let sep = text.range(of: "://"), sep.lowerBound > text.startIndex else { return nil }
+        guard let sep = text.firstRange(of: "://"), sep.lowerBound > text.startIndex else { return nil }
         return text[..<sep.lowerBound].lowercased()
     }
 
     /// A URL as text with its password hidden, for error messages.
     static func redacted(_ text: String) -> String {
-        guard let sep = text.range(of: "://"), let at = text[sep.upperBound...].lastIndex(of: "@") else { return "\"\(text)\"" }
+        guard let sep = text.firstRange(of: "://"), let at = text[sep.upperBound...].lastIndex(of: "@") else { return "\"\(text)\"" }
         let userinfo = text[sep.upperBound..<at]
         let user = userinfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
         let hidden = userinfo.contains(":") ? "\(user):***" : user
@@ -382,7 +381,7 @@ struct Validator {
             url = targetURL(urlText, kind: kind, at: join(path, "url"))
         }
         var caFile = string(dict, "ca_file", at: path)
-        if let f = caFile, !FileManager.default.isReadableFile(atPath: f) {
+        if let f = caFile, !SystemFile.isReadable(f) {
             fail(join(path, "ca_file"), "cannot read \(f)")
             caFile = nil
         }

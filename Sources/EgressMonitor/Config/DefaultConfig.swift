@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 
 /// The config the agent runs with when given none: Docker Hub, plus every `registry-mirrors`
@@ -26,13 +25,13 @@ public enum DockerDaemonConfig {
     /// The `registry-mirrors` of daemon.json as mirror targets named `mirror-<host>`. A missing
     /// file yields none; a file that cannot be parsed is reported through `warn` and skipped.
     public static func mirrors(path: String, warn: (String) -> Void) -> [Target] {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard SystemFile.exists(path) else { return [] }
+        guard let data = SystemFile.read(path) else {
             warn("cannot read \(path); its registry-mirrors are skipped")
             return []
         }
         let json: JSONValue
-        do { json = try JSONValue.parse(data) } catch {
+        do { json = try JSONValue.parse(data, duplicateKeys: .lastWins) } catch {
             warn("\(path) is not valid JSON (\(error.description)); its registry-mirrors are skipped")
             return []
         }

@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 
 /// Which sources discovery reads; each can be switched off in the config (`"discovery"`).
@@ -27,7 +26,7 @@ public struct DiscoverySources: Sendable {
     public var dropInDirectory: String
     public var hostsTOMLPaths: [String]
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment,
+    public init(environment: [String: String] = SystemFile.environment(),
                 daemonJSONPath: String = "/etc/docker/daemon.json",
                 dropInDirectory: String = "/etc/systemd/system/docker.service.d",
                 hostsTOMLPaths: [String] = ["/etc/containerd/certs.d/docker.io/hosts.toml",
@@ -149,8 +148,8 @@ public struct Discovery {
 
     func daemonJSONProxies() -> [FoundProxy] {
         let path = sources.daemonJSONPath
-        guard FileManager.default.fileExists(atPath: path), let data = FileManager.default.contents(atPath: path) else { return [] }
-        guard let json = try? JSONValue.parse(data) else { return [] }  // reported by the mirror reader
+        guard SystemFile.exists(path), let data = SystemFile.read(path) else { return [] }
+        guard let json = try? JSONValue.parse(data, duplicateKeys: .lastWins) else { return [] }  // reported by the mirror reader
         guard case .object(let top) = json, let proxiesValue = top["proxies"] else { return [] }
         guard case .object(let proxies) = proxiesValue else {
             warn("\(path): proxies is not an object; skipped")
@@ -175,13 +174,12 @@ public struct Discovery {
 
     func dropInProxies() -> [FoundProxy] {
         let dir = sources.dropInDirectory
-        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        guard let files = SystemFile.directoryEntries(dir) else { return [] }
         var env: [String: String] = [:]
         var origins: [String: String] = [:]
         for file in files.sorted() where file.hasSuffix(".conf") {
             let path = dir + "/" + file
-            guard let data = FileManager.default.contents(atPath: path),
-                  let text = String(data: data, encoding: .utf8) else {
+            guard let text = SystemFile.readText(path) else {
                 warn("cannot read \(path); skipped")
                 continue
             }
@@ -210,8 +208,8 @@ public struct Discovery {
     // MARK: hosts.toml
 
     func hostsTOMLMirrors(_ path: String) -> [Target] {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard SystemFile.exists(path) else { return [] }
+        guard let text = SystemFile.readText(path) else {
             warn("cannot read \(path); skipped")
             return []
         }
@@ -220,7 +218,7 @@ public struct Discovery {
             warn("\(path): \(error); skipped")
             return []
         }
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = SystemFile.directoryName(path)
         var used: Set<String> = []
         var targets: [Target] = []
         for host in hosts {
@@ -232,7 +230,7 @@ public struct Discovery {
             if url.host == "registry-1.docker.io" || url.host == "docker.io" { continue }  // upstream, not a mirror
             if !host.capabilities.isEmpty && !host.capabilities.contains("pull") { continue }
             var caFile = host.ca.map { $0.hasPrefix("/") ? $0 : dir + "/" + $0 }
-            if let f = caFile, !FileManager.default.isReadableFile(atPath: f) {
+            if let f = caFile, !SystemFile.isReadable(f) {
                 warn("\(path): ca \(f) of \(url) cannot be read; the system trust store is used")
                 caFile = nil
             }
@@ -266,15 +264,15 @@ enum SystemdUnit {
         }
         if !pending.isEmpty { logical.append(pending) }
         for line in logical {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace
             if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix(";") { continue }
             if trimmed.hasPrefix("[") { section = trimmed; continue }
             guard section == "[Service]", let eq = trimmed.firstIndex(of: "=") else { continue }
-            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            let key = trimmed[..<eq].trimmingWhitespace
             guard key == "Environment" else { continue }
             for word in words(String(trimmed[trimmed.index(after: eq)...])) {
                 guard let e = word.firstIndex(of: "="), e != word.startIndex else { continue }
-                out.append((String(word[..<e]), String(word[word.index(after: e)...]).replacingOccurrences(of: "%%", with: "%")))
+                out.append((String(word[..<e]), String(word[word.index(after: e)...]).replacing("%%", with: "%")))
             }
         }
         return out
@@ -328,11 +326,11 @@ enum HostsTOML {
         var current: Int?  // index of the host whose table we are in; nil at top level or in a subtable
         for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" }).enumerated() {
             let n = i + 1
-            let line = stripComment(String(raw)).trimmingCharacters(in: .whitespaces)
+            let line = stripComment(String(raw)).trimmingWhitespace
             if line.isEmpty { continue }
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]") else { throw ParseError(line: n, message: "unclosed table header") }
-                let inner = line.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
+                let inner = line.dropFirst().dropLast().trimmingWhitespace
                 let parts = try splitKey(inner, line: n)
                 if parts.count == 2 && parts[0] == "host" {
                     hosts.append(Host(url: parts[1]))
@@ -343,8 +341,8 @@ enum HostsTOML {
                 continue
             }
             guard let eq = line.firstIndex(of: "=") else { throw ParseError(line: n, message: "expected key = value") }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmingWhitespace
+            let value = line[line.index(after: eq)...].trimmingWhitespace
             guard !key.isEmpty, !value.isEmpty else { throw ParseError(line: n, message: "expected key = value") }
             guard let h = current else { continue }
             switch key {
@@ -376,14 +374,14 @@ enum HostsTOML {
         for c in s {
             if c == "\"" { inString.toggle(); continue }
             if c == "." && !inString {
-                parts.append(current.trimmingCharacters(in: .whitespaces))
+                parts.append(current.trimmingWhitespace)
                 current = ""
                 continue
             }
             current.append(c)
         }
         if inString { throw ParseError(line: line, message: "unclosed quote in table name") }
-        parts.append(current.trimmingCharacters(in: .whitespaces))
+        parts.append(current.trimmingWhitespace)
         return parts
     }
 
@@ -396,7 +394,7 @@ enum HostsTOML {
 
     static func stringArray(_ v: String, line: Int) throws -> [String] {
         guard v.hasPrefix("["), v.hasSuffix("]") else { throw ParseError(line: line, message: "expected an array of strings") }
-        return try v.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return try v.dropFirst().dropLast().split(separator: ",").map(\.trimmingWhitespace)
             .filter { !$0.isEmpty }.map { try string($0, line: line) }
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import EgressNet
 
 /// Usernames and passwords for private registries (Harbor, Nexus), by host, read from the
@@ -26,7 +28,7 @@ public struct RegistryCredentials: Sendable, Equatable, CustomStringConvertible 
     /// allowed but reported through `warn`.
     static func load(path: String, warn: (String) -> Void) -> Result<RegistryCredentials, URLProblem> {
         var info = stat()
-        guard stat(path, &info) == 0, let data = FileManager.default.contents(atPath: path) else {
+        guard stat(path, &info) == 0, let data = SystemFile.read(path) else {
             return .failure(URLProblem("cannot read \(path)"))
         }
         if info.st_mode & 0o077 != 0 {

@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 
 /// The `manifest` phase: HEAD (or, when a layer digest is needed, GET) of an image's manifest
@@ -43,7 +42,7 @@ enum Manifests {
     static func rateLimit(_ headers: HTTPHeaders) -> RateLimit? {
         func parse(_ name: String) -> (Double, Double?)? {
             guard let value = headers[name] ?? headers["x-" + name] else { return nil }
-            let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = value.split(separator: ";").map(\.trimmingWhitespace)
             guard let first = parts.first, let count = Double(first), count >= 0 else { return nil }
             let window = parts.dropFirst().first { $0.hasPrefix("w=") }.flatMap { Double($0.dropFirst(2)) }
             return (count, window)
@@ -62,19 +61,26 @@ enum Manifests {
     }
 
     static func content(of body: [UInt8]) -> Content? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
-        if let manifests = object["manifests"] as? [[String: Any]] {
-            func platform(_ m: [String: Any]) -> (String, String) {
-                let p = m["platform"] as? [String: Any]
-                return (p?["os"] as? String ?? "", p?["architecture"] as? String ?? "")
+        guard let object = (try? JSONValue.parse(body, duplicateKeys: .lastWins))?.objectValue else { return nil }
+        // An array of objects, or nil (as a cast to [[String: Any]] was): an element of another
+        // kind makes the whole list unusable.
+        func objects(_ key: String) -> [[String: JSONValue]]? {
+            guard let items = object[key]?.arrayValue else { return nil }
+            let dicts = items.compactMap(\.objectValue)
+            return dicts.count == items.count ? dicts : nil
+        }
+        if let manifests = objects("manifests") {
+            func platform(_ m: [String: JSONValue]) -> (String, String) {
+                let p = m["platform"]?.objectValue
+                return (p?["os"]?.stringValue ?? "", p?["architecture"]?.stringValue ?? "")
             }
             let chosen = manifests.first { platform($0) == ("linux", "amd64") }
                 ?? manifests.first { platform($0).0 != "unknown" } ?? manifests.first
-            return (chosen?["digest"] as? String).map { .index(platformManifest: $0) }
+            return chosen?["digest"]?.stringValue.map { .index(platformManifest: $0) }
         }
-        if let layers = object["layers"] as? [[String: Any]] {
-            let largest = layers.max { ($0["size"] as? Int ?? 0) < ($1["size"] as? Int ?? 0) }
-            return (largest?["digest"] as? String).map { .image(layer: $0) }
+        if let layers = objects("layers") {
+            let largest = layers.max { ($0["size"]?.intValue ?? 0) < ($1["size"]?.intValue ?? 0) }
+            return largest?["digest"]?.stringValue.map { .image(layer: $0) }
         }
         return nil
     }

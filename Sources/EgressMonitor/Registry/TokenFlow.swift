@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 
 /// How requests to a registry authenticate, decided by its `/v2/` answer.
@@ -38,7 +37,7 @@ struct TokenFlow {
             guard let login else {
                 throw ProbeFailure(.auth, .httpUnauthorized, "the registry asks for a Basic login and credentials_file has none for \(run.target.url.host)")
             }
-            return "Basic " + Data("\(login.username):\(login.password)".utf8).base64EncodedString()
+            return "Basic " + Base64.encode("\(login.username):\(login.password)".utf8)
         case .bearer(let realm, let service):
             let scope = "repository:\(repository):pull"
             let key = [realm, service ?? "", scope, login?.username ?? ""].joined(separator: "|")
@@ -63,7 +62,7 @@ struct TokenFlow {
             + query.map { "\($0.0)=\(Self.percentEncode($0.1))" }.joined(separator: "&")
         var headers: [(String, String)] = [("Accept", "application/json")]
         if let login {
-            headers.append(("Authorization", "Basic " + Data("\(login.username):\(login.password)".utf8).base64EncodedString()))
+            headers.append(("Authorization", "Basic " + Base64.encode("\(login.username):\(login.password)".utf8)))
         }
         let response: HTTPClientResponse = try await run.phase(.auth) { _ throws(ProbeFailure) in
             let stream = try await session.open(url)
@@ -76,17 +75,16 @@ struct TokenFlow {
             let reason = HTTPStatusClass.reason(for: status) ?? .httpUnexpectedStatus
             throw ProbeFailure(.auth, reason, "the token endpoint \(url.scheme)://\(url.host) answered \(status) \(response.head.reason)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+        guard let object = (try? JSONValue.parse(response.body, duplicateKeys: .lastWins))?.objectValue else {
             throw ProbeFailure(.auth, .httpBadResponse, "the token endpoint's answer is not a JSON object")
         }
-        let token = (object["token"] as? String).flatMap { $0.isEmpty ? nil : $0 }
-            ?? (object["access_token"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        let token = object["token"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            ?? object["access_token"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         guard let token else {
             throw ProbeFailure(.auth, .httpBadResponse, "the token endpoint's answer has neither token nor access_token")
         }
         var expiresIn = 60.0
-        if let e = object["expires_in"] as? Double, e > 0 { expiresIn = e }
-        else if let e = object["expires_in"] as? Int, e > 0 { expiresIn = Double(e) }
+        if let e = object["expires_in"]?.numberValue, e > 0 { expiresIn = e }
         return (token, expiresIn)
     }
 
@@ -96,7 +94,7 @@ struct TokenFlow {
             if b.isASCIIAlnum || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "~") {
                 out.unicodeScalars.append(Unicode.Scalar(b))
             } else {
-                out += String(format: "%%%02X", b)
+                out += "%" + TextFormat.hex(b, 2, uppercase: true)
             }
         }
         return out

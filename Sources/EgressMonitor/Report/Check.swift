@@ -149,7 +149,7 @@ public enum CheckCommand {
                 let labels = g.results.map { "\($0.target) over \($0.path):" }
                 let width = labels.map(\.count).max() ?? 0
                 for (label, r) in zip(labels, g.results) {
-                    out += "    " + label.padding(toLength: width + 1, withPad: " ", startingAt: 0) + (r.failure?.detail ?? "") + "\n"
+                    out += "    " + label.paddedWithSpaces(to: width + 1) + (r.failure?.detail ?? "") + "\n"
                 }
                 out += "    " + Format.wrap("Try: " + hint.advice, width: 92, indent: "    ") + "\n"
             }
@@ -160,7 +160,7 @@ public enum CheckCommand {
         let nameWidth = targets.map(\.count).max() ?? 0
         out += "\n" + style.bold("Recommended path per target:") + "\n"
         for t in targets {
-            let name = t.padding(toLength: nameWidth + 2, withPad: " ", startingAt: 0)
+            let name = t.paddedWithSpaces(to: nameWidth + 2)
             if let p = recs[t], let best = results.first(where: { $0.target == t && $0.path == p }) {
                 let others = results.filter { $0.target == t && $0.success && $0.path != p }.map(\.path)
                 let also = others.isEmpty ? "" : "; also ok: \(others.joined(separator: ", "))"
@@ -178,7 +178,11 @@ public enum CheckCommand {
 }
 
 /// `check --json`.
-struct CheckJSON: Encodable {
+struct CheckJSON: JSONRepresentable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+
+    var json: JSONValue {
+        .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })])
+    }
 }

@@ -64,7 +64,7 @@ public enum ValidateCommand {
             var cells = row
             while let last = cells.last, last.isEmpty { cells.removeLast() }
             let line = cells.enumerated().map { c, cell in
-                c == cells.count - 1 ? cell : cell.padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0)
+                c == cells.count - 1 ? cell : cell.paddedWithSpaces(to: widths[c] + 2)
             }.joined()
             return indent + line + "\n"
         }.joined()

@@ -1,4 +1,3 @@
-import Foundation
 import EgressMetrics
 import EgressNet
 
@@ -38,7 +37,7 @@ public struct AgentStatus: Sendable {
 /// page show. Built from the same `ProbeResult`s that feed the metrics.
 public struct StatusReport: Sendable {
     /// One target × path pair: its last result, or nothing yet.
-    public struct Entry: Encodable, Sendable {
+    public struct Entry: JSONRepresentable, Sendable {
         public let target: String
         public let path: String
         /// nil until the pair's first round finished.
@@ -67,7 +66,7 @@ public struct StatusReport: Sendable {
         public let startedAt: Double?
         public let lastSuccessAt: Double?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String {
             case target, path, success, phase, reason, detail, hint, phases, duration, address
             case tlsVersion = "tls_version", tlsCipher = "tls_cipher", certNotAfter = "cert_not_after"
             case httpStatus = "http_status", startedAt = "started_at", lastSuccessAt = "last_success_at"
@@ -100,28 +99,29 @@ public struct StatusReport: Sendable {
 
         /// Every key is always there, `null` when it does not apply, so a reader of the JSON
         /// sees one shape.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(target, forKey: .target)
-            try c.encode(path, forKey: .path)
-            try c.encode(success, forKey: .success)
-            try c.encode(phase, forKey: .phase)
-            try c.encode(reason, forKey: .reason)
-            try c.encode(detail, forKey: .detail)
-            try c.encode(hint?.text, forKey: .hint)
-            try c.encode(phases, forKey: .phases)
-            try c.encode(duration, forKey: .duration)
-            try c.encode(address, forKey: .address)
-            try c.encode(tlsVersion, forKey: .tlsVersion)
-            try c.encode(tlsCipher, forKey: .tlsCipher)
-            try c.encode(certNotAfter, forKey: .certNotAfter)
-            try c.encode(httpStatus, forKey: .httpStatus)
-            try c.encode(rateLimitLimit, forKey: .rateLimitLimit)
-            try c.encode(rateLimitRemaining, forKey: .rateLimitRemaining)
-            try c.encode(digests, forKey: .digests)
-            try c.encode(blobBytesPerSecond, forKey: .blobBytesPerSecond)
-            try c.encode(startedAt, forKey: .startedAt)
-            try c.encode(lastSuccessAt, forKey: .lastSuccessAt)
+        var json: JSONValue {
+            .object([
+                CodingKeys.target.rawValue: .string(target),
+                CodingKeys.path.rawValue: .string(path),
+                CodingKeys.success.rawValue: success.json,
+                CodingKeys.phase.rawValue: phase.json,
+                CodingKeys.reason.rawValue: reason.json,
+                CodingKeys.detail.rawValue: detail.json,
+                CodingKeys.hint.rawValue: (hint?.text).json,
+                CodingKeys.phases.rawValue: .object(phases.mapValues { .number($0) }),
+                CodingKeys.duration.rawValue: duration.json,
+                CodingKeys.address.rawValue: address.json,
+                CodingKeys.tlsVersion.rawValue: tlsVersion.json,
+                CodingKeys.tlsCipher.rawValue: tlsCipher.json,
+                CodingKeys.certNotAfter.rawValue: certNotAfter.json,
+                CodingKeys.httpStatus.rawValue: httpStatus.json,
+                CodingKeys.rateLimitLimit.rawValue: rateLimitLimit.json,
+                CodingKeys.rateLimitRemaining.rawValue: rateLimitRemaining.json,
+                CodingKeys.digests.rawValue: .object(digests.mapValues { .string($0) }),
+                CodingKeys.blobBytesPerSecond.rawValue: blobBytesPerSecond.json,
+                CodingKeys.startedAt.rawValue: startedAt.json,
+                CodingKeys.lastSuccessAt.rawValue: lastSuccessAt.json,
+            ])
         }
 
         /// Seconds the phase took, when it completed.
@@ -187,8 +187,8 @@ public struct StatusReport: Sendable {
 }
 
 /// `/api/v1/status`.
-struct APIDocument: Encodable {
-    struct Agent: Encodable {
+struct APIDocument: JSONRepresentable {
+    struct Agent: JSONRepresentable {
         let version: String
         let configSource: String
         let startedAt: Double
@@ -197,22 +197,23 @@ struct APIDocument: Encodable {
         let lastReloadSuccessful: Bool?
         let lastReloadSuccessAt: Double?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String {
             case version
             case configSource = "config_source", startedAt = "started_at", uptimeSeconds = "uptime_seconds"
             case intervalSeconds = "interval_seconds", lastReloadSuccessful = "last_reload_successful"
             case lastReloadSuccessAt = "last_reload_success_at"
         }
 
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(version, forKey: .version)
-            try c.encode(configSource, forKey: .configSource)
-            try c.encode(startedAt, forKey: .startedAt)
-            try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
-            try c.encode(intervalSeconds, forKey: .intervalSeconds)
-            try c.encode(lastReloadSuccessful, forKey: .lastReloadSuccessful)
-            try c.encode(lastReloadSuccessAt, forKey: .lastReloadSuccessAt)
+        var json: JSONValue {
+            .object([
+                CodingKeys.version.rawValue: .string(version),
+                CodingKeys.configSource.rawValue: .string(configSource),
+                CodingKeys.startedAt.rawValue: .number(startedAt),
+                CodingKeys.uptimeSeconds.rawValue: .number(uptimeSeconds),
+                CodingKeys.intervalSeconds.rawValue: .number(intervalSeconds),
+                CodingKeys.lastReloadSuccessful.rawValue: lastReloadSuccessful.json,
+                CodingKeys.lastReloadSuccessAt.rawValue: lastReloadSuccessAt.json,
+            ])
         }
     }
 
@@ -222,7 +223,7 @@ struct APIDocument: Encodable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String {
         case version, agent, results, recommendations
         case generatedAt = "generated_at"
     }
@@ -239,23 +240,23 @@ struct APIDocument: Encodable {
         recommendations = report.recommendations
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(version, forKey: .version)
-        try c.encode(generatedAt, forKey: .generatedAt)
-        try c.encode(agent, forKey: .agent)
-        try c.encode(results, forKey: .results)
-        try c.encode(recommendations, forKey: .recommendations)
+    var json: JSONValue {
+        .object([
+            CodingKeys.version.rawValue: .string(version),
+            CodingKeys.generatedAt.rawValue: .number(generatedAt),
+            CodingKeys.agent.rawValue: agent?.json ?? .null,
+            CodingKeys.results.rawValue: .array(results.map(\.json)),
+            CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
+        ])
     }
 }
 
 /// JSON as `check --json` and the API print it: keys sorted, indented, one trailing newline.
 enum ReportJSON {
-    static func encode(_ value: some Encodable) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        // Every value here is a string, number, bool or null: encoding cannot fail.
-        return Array((try? encoder.encode(value)) ?? Data("{}".utf8)) + [10]
+    static func encode(_ value: some JSONRepresentable) -> [UInt8] {
+        // A non-finite number has no JSON form: the document is `{}` then, as it was with
+        // Foundation's JSONEncoder.
+        (value.json.prettyPrinted() ?? Array("{}".utf8)) + [10]
     }
 }
 

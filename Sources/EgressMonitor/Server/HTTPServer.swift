@@ -1,4 +1,3 @@
-import Foundation
 import EgressNet
 import EgressSync
 
@@ -292,8 +291,8 @@ public final class HTTPServer: Sendable {
         if web.basicAuthUsers.isEmpty { return true }
         guard let header = request.head.headers["Authorization"], header.lowercased().hasPrefix("basic ") else { return false }
         if state.withLock({ $0.goodCredentials.contains(header) }) { return true }
-        guard let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-              let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return false }
+        guard let decoded = Base64.decode(header.dropFirst(6).trimmingWhitespace),
+              let text = String(validating: decoded, as: UTF8.self), let colon = text.firstIndex(of: ":") else { return false }
         let user = String(text[..<colon])
         let password = String(text[text.index(after: colon)...])
         guard let hash = web.basicAuthUsers[user], await PasswordHash.check(password: password, hash: hash) else { return false }

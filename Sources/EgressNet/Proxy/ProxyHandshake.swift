@@ -1,4 +1,3 @@
-import Foundation
 
 /// Why a proxy handshake failed. Probes map these onto the `proxy_*` and `socks_error` reasons.
 public enum ProxyError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -38,7 +37,7 @@ public enum HTTPConnectTunnel {
         headers.add("Host", authority)
         headers.add("User-Agent", "egress-monitor")
         if let c = credentials {
-            headers.add("Proxy-Authorization", "Basic " + Data("\(c.username):\(c.password)".utf8).base64EncodedString())
+            headers.add("Proxy-Authorization", "Basic " + Base64.encode("\(c.username):\(c.password)".utf8))
         }
         let request = HTTPRequest(method: "CONNECT", target: authority, headers: headers)
         let bytes: [UInt8]

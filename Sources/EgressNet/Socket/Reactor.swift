@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import CLinux
 import EgressSync
 
@@ -109,12 +108,21 @@ public final class Reactor: TaskExecutor, Sendable {
         precondition(wakeFD >= 0, "eventfd unavailable: errno \(errno)")
         ev.data.u64 = Self.wakeID
         precondition(epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &ev) == 0)
-        let thread = Thread { [self] in self.run() }
-        thread.name = "egress-reactor"
         // Probe rounds run here (TLS handshakes, JSON): room for OpenSSL's deepest calls. Only the
         // pages touched count towards RSS.
-        thread.stackSize = 1024 * 1024
-        thread.start()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 1024 * 1024)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let started = pthread_create(&thread, &attributes, { context in
+            let reactor = Unmanaged<Reactor>.fromOpaque(context!).takeRetainedValue()
+            pthread_setname_np(pthread_self(), "egress-reactor")
+            reactor.run()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        precondition(started == 0, "cannot start the reactor thread: error \(started)")
     }
 
     /// Suspends until `fd` is ready for `interest`, `deadline` passes, or the task is cancelled.

@@ -3,12 +3,11 @@
 //
 // Beyond "never traps": a rejected config names at least one problem, each with a message; an
 // accepted one has at least one target and path, and a deadline no longer than its interval.
-import Foundation
 import EgressMonitor
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    let bytes = Data(UnsafeBufferPointer(start: data, count: size))
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     do {
         let config = try ConfigLoader.decode(bytes)
         precondition(!config.targets.isEmpty && !config.paths.isEmpty, "accepted a config without targets or paths")
