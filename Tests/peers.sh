@@ -20,6 +20,7 @@ declare -A need=(
   [unshare]=util-linux
   [ip]=iproute2
   [systemd-analyze]=systemd
+  [python3]=python3
 )
 missing=()
 for prog in "${!need[@]}"; do
