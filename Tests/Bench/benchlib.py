@@ -316,9 +316,10 @@ def startup(url, cmd):
 FIGURES = [
     ("1. Cost per probe: 60 HTTPS registry targets on loopback, each every second, 30 s", [
         ("agent_cpu_ms_per_probe", "agent CPU per probe", "ms", [("bb_cpu_ms_per_probe", "blackbox_exporter")], ("<=ratio", 0.5)),
+        ("agent_sys_ms_per_probe", "  of which in the kernel (stime)", "ms", [("bb_sys_ms_per_probe", "blackbox_exporter")], None),
         ("agent_hwm_mib", "agent peak RSS (VmHWM)", "MiB", [("bb_hwm_mib", "blackbox_exporter")], ("<=ratio", 0.5)),
         ("agent_rss_anon_mib", "  of which anonymous (heap, stacks) at the end", "MiB", [], None),
-        ("agent_rss_file_mib", "  of which file-backed (binary, Swift runtime, Foundation, OpenSSL)", "MiB", [], None),
+        ("agent_rss_file_mib", "  of which file-backed (binary, Swift runtime, OpenSSL)", "MiB", [], None),
         ("agent_probes_per_s", "agent probes per second", "/s", [("bb_probes_per_s", "blackbox_exporter")], None),
         ("agent_probe_ok_ratio", "agent probes that succeeded", "", [("bb_probe_ok_ratio", "blackbox_exporter")], None),
     ]),
@@ -336,6 +337,7 @@ FIGURES = [
         ("scale_lag_p99_ms", "scheduler lag p99", "ms", [("scale_lag_p50_ms", "p50")], ("<=", 100)),
         ("scale_threads", "threads", "", [], ("<=", 16)),
         ("scale_cpu_pct", "CPU, % of one core", "%", [("scale_bb_equiv_cpu_pct", "blackbox at this rate (from 1.)")], ("<=", 10)),
+        ("scale_sys_pct", "  of which in the kernel (stime)", "%", [], None),
         ("scale_rss_mib", "RSS (VmRSS, with scrapes every 15 s)", "MiB", [], ("<=", 40)),
         ("scale_hwm_mib", "peak RSS (VmHWM)", "MiB", [], None),
         ("scale_rss_anon_mib", "  of which anonymous at the end", "MiB", [], None),

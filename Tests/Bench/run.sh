@@ -117,6 +117,7 @@ wait_http() {  # URL [seconds]
 }
 TICK=$(getconf CLK_TCK)
 cpu_seconds() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.2f\n", (f[12] + f[13]) / t }' "/proc/$1/stat"; }
+sys_seconds() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); split($0, f, " "); printf "%.2f\n", f[13] / t }' "/proc/$1/stat"; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 calc() { python3 -c "import math; nan = float('nan'); print($1)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -324,18 +325,19 @@ EOF
 
 section_cost() {
   log "1. cost per probe: agent"
-  local pid t0 c0 c1 r0 r1 ok
+  local pid t0 c0 c1 k0 k1 r0 r1 ok
   spawn agent-cost "$BIN" --config "$W/cost.json" --log-level warn; pid=$LAST_PID
   wait_http "http://127.0.0.1:$P_AGENT/metrics"
   sleep 3
-  curl -s "http://127.0.0.1:$P_AGENT/metrics" > "$W/cost0.prom"; c0=$(cpu_seconds "$pid"); t0=$(now_ns)
+  curl -s "http://127.0.0.1:$P_AGENT/metrics" > "$W/cost0.prom"; c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
   sleep 30
-  curl -s "http://127.0.0.1:$P_AGENT/metrics" > "$W/cost1.prom"; c1=$(cpu_seconds "$pid")
+  curl -s "http://127.0.0.1:$P_AGENT/metrics" > "$W/cost1.prom"; c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid")
   local secs; secs=$(calc "($(now_ns) - $t0) / 1e9")
   r0=$($LIB metric-sum "$W/cost0.prom" egress_probe_runs_total)
   r1=$($LIB metric-sum "$W/cost1.prom" egress_probe_runs_total)
   ok=$($LIB metric-sum "$W/cost1.prom" egress_probe_success)
   record agent_cpu_ms_per_probe "$(calc "($c1 - $c0) * 1000 / ($r1 - $r0)")"
+  record agent_sys_ms_per_probe "$(calc "($k1 - $k0) * 1000 / ($r1 - $r0)")"
   record agent_hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
   record agent_rss_anon_mib "$(calc "$(status_kib "$pid" RssAnon) / 1024")"
   record agent_rss_file_mib "$(calc "$(status_kib "$pid" RssFile) / 1024")"
@@ -356,20 +358,21 @@ section_cost() {
     local k; local -a curls=()
     for k in $(seq 0 $(($1 - 1))); do
       sleep_until_ns $((start + k * 1000000000))
-      curl -s --parallel --parallel-immediate --parallel-max 60 -K "$W/bb-urls.cfg" >> "$2" &
+      curl -s --no-progress-meter --parallel --parallel-immediate --parallel-max 60 -K "$W/bb-urls.cfg" >> "$2" &
       curls+=($!)
     done
     wait "${curls[@]}"
   }
   drive 3 "$W/bb-warm.txt"
   : > "$W/bb-run.txt"
-  c0=$(cpu_seconds "$pid"); t0=$(now_ns)
+  c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
   drive 30 "$W/bb-run.txt"
-  c1=$(cpu_seconds "$pid"); secs=$(calc "($(now_ns) - $t0) / 1e9")
+  c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid"); secs=$(calc "($(now_ns) - $t0) / 1e9")
   local probes okp
   probes=$(grep -c '^probe_success ' "$W/bb-run.txt" || true)
   okp=$(grep -c '^probe_success 1' "$W/bb-run.txt" || true)
   record bb_cpu_ms_per_probe "$(calc "($c1 - $c0) * 1000 / $probes")"
+  record bb_sys_ms_per_probe "$(calc "($k1 - $k0) * 1000 / $probes")"
   record bb_hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
   record bb_probes_per_s "$(calc "$probes / $secs")"
   record bb_probe_ok_ratio "$(calc "$okp / max($probes, 1)")"
@@ -446,18 +449,18 @@ section_fidelity() {
 
 section_scale() {
   log "3. scale: 2,000 pairs, 30 s interval, 30 % blackholed"
-  local pid t0 t1 c0 c1 r0 r1 secs k
+  local pid t0 t1 c0 c1 k0 k1 r0 r1 secs k
   spawn agent-scale "$BIN" --config "$W/scale.json" --log-level warn; pid=$LAST_PID
   wait_http "http://127.0.0.1:$P_SCALE/metrics"
   # First rounds are spread over 20 s; blackholed ones end 5 s later.
   sleep 32
-  curl -s "http://127.0.0.1:$P_SCALE/metrics" > "$W/scale0.prom"; c0=$(cpu_seconds "$pid"); t0=$(now_ns)
+  curl -s "http://127.0.0.1:$P_SCALE/metrics" > "$W/scale0.prom"; c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
   # Two intervals, scraped every 15 s as Prometheus would.
   for k in 1 2 3 4; do
     sleep_until_ns $((t0 + k * 15000000000))
     curl -s "http://127.0.0.1:$P_SCALE/metrics" > "$W/scale$k.prom"
   done
-  c1=$(cpu_seconds "$pid"); t1=$(now_ns)
+  c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid"); t1=$(now_ns)
   secs=$(calc "($t1 - $t0) / 1e9")
   local q; q=$($LIB hist "$W/scale0.prom" "$W/scale4.prom" egress_scheduler_lag_seconds 0.5 0.99)
   set -- $q
@@ -465,6 +468,7 @@ section_scale() {
   record scale_lag_p99_ms "$(calc "$2 * 1000")"
   record scale_threads "$(status_kib "$pid" Threads)"
   record scale_cpu_pct "$(calc "($c1 - $c0) * 100 / $secs")"
+  record scale_sys_pct "$(calc "($k1 - $k0) * 100 / $secs")"
   record scale_rss_mib "$(calc "$(status_kib "$pid" VmRSS) / 1024")"
   record scale_hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
   record scale_rss_anon_mib "$(calc "$(status_kib "$pid" RssAnon) / 1024")"

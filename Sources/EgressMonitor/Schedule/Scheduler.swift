@@ -34,8 +34,9 @@ public final class Scheduler: Sendable {
     }
     private struct State {
         var engine: ProbeEngine
-        /// Where each pair is in `engine.config.pairs` (a round looks its pair up when it starts).
-        var configured: [PairKey: Int] = [:]
+        /// Each pair's target and path, as configured (a round looks its pair up when it starts;
+        /// `AgentConfig.pairs` builds every pair, too slow to call per round at 2,000 pairs).
+        var configured: [PairKey: (target: Target, path: EgressPath)] = [:]
         var pairs: [PairKey: Pair] = [:]
         var nextGeneration: UInt64 = 0
         var stopped = false
@@ -52,7 +53,8 @@ public final class Scheduler: Sendable {
     /// and their counters, new pairs start with jitter, removed pairs stop and lose their series.
     public func apply(_ engine: ProbeEngine, jitter: Bool = true) {
         let config = engine.config
-        let keys = config.pairs.map { PairKey(target: $0.target.name, path: $0.path.name) }
+        let configured = config.pairs
+        let keys = configured.map { PairKey(target: $0.target.name, path: $0.path.name) }
         store.setPairs(keys)
         store.setUpstreams(Dictionary(config.targets.compactMap { t in t.registry.upstream.map { (t.name, $0) } },
                                       uniquingKeysWith: { a, _ in a }))
@@ -60,7 +62,7 @@ public final class Scheduler: Sendable {
         let gone: [Pair] = state.withLock { s in
             guard !s.stopped else { return [] }
             s.engine = engine
-            s.configured = Dictionary(keys.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            s.configured = Dictionary(zip(keys, configured), uniquingKeysWith: { a, _ in a })
             let wanted = Set(keys)
             var gone: [Pair] = []
             for (key, pair) in s.pairs where !wanted.contains(key) {
@@ -129,12 +131,11 @@ public final class Scheduler: Sendable {
         guard await slots.acquire() else { return }
         let lag = MonotonicClock.nanoseconds() &- due
         store.metrics.observe(Catalogue.schedulerLag, max(0, Double(Int64(bitPattern: lag)) / 1e9))
-        let (engine, index) = state.withLock { ($0.engine, $0.configured[key]) }
-        guard let index else {
+        let (engine, configured) = state.withLock { ($0.engine, $0.configured[key]) }
+        guard let pair = configured else {
             slots.release()
             return
         }
-        let pair = engine.config.pairs[index]
         let result = await engine.probe(target: pair.target, path: pair.path)
         slots.release()
         if Task.isCancelled { return }
