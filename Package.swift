@@ -2,6 +2,12 @@
 // egress-monitor: no package dependencies. The toolchain and the system OpenSSL only.
 import PackageDescription
 
+// The product's modules do without the implicitly imported `_StringProcessing` (regex), so the
+// binary does not link it and `_RegexParser` (about 1 MB of code, most of it never run).
+let productSwiftSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
+]
+
 let package = Package(
     name: "egress-monitor",
     products: [
@@ -19,15 +25,15 @@ let package = Package(
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         // The package's lock: Synchronization.Mutex's API on pthread_mutex_t, which
         // ThreadSanitizer understands (Sources/EgressSync/Mutex.swift says why).
-        .target(name: "EgressSync"),
+        .target(name: "EgressSync", swiftSettings: productSwiftSettings),
         // Sockets, deadlines, the epoll reactor, DNS, TLS, HTTP/1.1, proxy handshakes.
-        .target(name: "EgressNet", dependencies: ["COpenSSL", "CLinux", "EgressSync"]),
+        .target(name: "EgressNet", dependencies: ["COpenSSL", "CLinux", "EgressSync"], swiftSettings: productSwiftSettings),
         // Counters, gauges, histograms and the text exposition. Knows no network.
-        .target(name: "EgressMetrics", dependencies: ["EgressSync"]),
+        .target(name: "EgressMetrics", dependencies: ["EgressSync"], swiftSettings: productSwiftSettings),
         // The product: config, probes, registry semantics, scheduler, catalogue, server, reports.
-        .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync"]),
+        .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync"], swiftSettings: productSwiftSettings),
         // Thin: arguments, signals, wiring.
-        .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor", "CLinux"]),
+        .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor", "CLinux"], swiftSettings: productSwiftSettings),
 
         // The interop lab for tests: certificates, nginx, dnsmasq, docker-registry, misbehaving servers.
         .target(name: "EgressTestSupport", dependencies: ["EgressNet", "EgressSync", "COpenSSL"], path: "Tests/EgressTestSupport"),

@@ -32,6 +32,7 @@ extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int fl
 // Likewise pthread_setname_np, which names the reactor thread.
 #include <pthread.h>
 extern int pthread_setname_np(pthread_t thread, const char *name);
+extern int pthread_getname_np(pthread_t thread, char *name, size_t len);
 /// A new bcrypt ("$2b$") hash of `password` at `cost`, written to `out` (at least 128 bytes).
 /// Returns 1 on success.
 static inline int egress_bcrypt_hash(const char *password, unsigned long cost, char *out, int outSize) {
@@ -49,5 +50,31 @@ static inline int egress_bcrypt_hash(const char *password, unsigned long cost, c
     }
     free(data);
     return ok;
+}
+
+// Signals to a self-pipe: the agent's SIGTERM/SIGINT/SIGHUP handler only writes the signal's
+// number to a non-blocking pipe (async-signal-safe, errno kept); a thread reads the other end.
+// Whichever thread the kernel picks runs the handler, so no signal mask has to be set before
+// the first thread starts. The fd lives in the one module that calls egress_signal_forward.
+#include <signal.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+static int egress_signal_pipe_fd = -1;
+static inline void egress_signal_to_pipe(int signo) {
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    if (egress_signal_pipe_fd >= 0) (void)!write(egress_signal_pipe_fd, &b, 1);
+    errno = saved;
+}
+/// Sends `signo` to the pipe whose write end is `fd` from now on. Returns sigaction's result.
+static inline int egress_signal_forward(int signo, int fd) {
+    egress_signal_pipe_fd = fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = egress_signal_to_pipe;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    return sigaction(signo, &sa, NULL);
 }
 #endif

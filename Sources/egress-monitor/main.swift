@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CLinux
-import Dispatch
 import EgressMonitor
 import EgressNet
 
@@ -235,20 +234,6 @@ func loadConfigOrExit(_ source: ConfigSource) -> AgentConfig {
     }
 }
 
-/// Delivers `signals` as an async sequence, from a dispatch queue (never an async-signal
-/// handler). Not main-actor isolated: the handlers run on the signal queue.
-func signalStream(_ signals: [Int32]) -> (AsyncStream<Int32>, [any DispatchSourceSignal]) {
-    let queue = DispatchQueue(label: "signals")
-    let (stream, continuation) = AsyncStream<Int32>.makeStream()
-    let sources = signals.map { s in
-        let src = DispatchSource.makeSignalSource(signal: s, queue: queue)
-        src.setEventHandler { continuation.yield(s) }
-        src.resume()
-        return src
-    }
-    return (stream, sources)
-}
-
 /// Raises the soft open-files limit to the hard one: the listener and probes use one fd each.
 func raiseFileLimit() {
     var limit = rlimit()
@@ -317,11 +302,10 @@ case .suggest:
 
 case .run:
     raiseFileLimit()
-    // Signals arrive on a dispatch queue, never as async-signal handlers.
-    for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
-    // Before the listener answers: a SIGTERM right after the first scrape is kept for the loop
-    // below, not lost to SIG_IGN.
-    let (stopSignal, signalSources) = signalStream([SIGTERM, SIGINT, SIGHUP])
+    // Signals reach the loop below through a pipe (EgressNet's signalStream): their handler
+    // only writes the number. Installed before the listener answers, so a SIGTERM right after
+    // the first scrape is kept for the loop, not taken by the default action.
+    let stopSignal = signalStream([SIGTERM, SIGINT, SIGHUP])
     let agent: Agent
     do {
         agent = try Agent.start(source: arguments.source, listenOverride: arguments.listen)
@@ -339,7 +323,6 @@ case .run:
         Log.info("stopping", ["signal": s == SIGTERM ? "SIGTERM" : "SIGINT"])
         break
     }
-    withExtendedLifetime(signalSources) {}
     await agent.stop()
     Log.info("stopped")
     exit(0)

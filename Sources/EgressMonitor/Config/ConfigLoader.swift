@@ -345,13 +345,13 @@ struct Validator {
 
     /// The lower-cased scheme of a URL written as text, if it has one.
     static func scheme(of text: String) -> String? {
-        guard let sep = text.firstRange(of: "://"), sep.lowerBound > text.startIndex else { return nil }
+        guard let sep = text.firstOccurrence(of: "://"), sep.lowerBound > text.startIndex else { return nil }
         return text[..<sep.lowerBound].lowercased()
     }
 
     /// A URL as text with its password hidden, for error messages.
     static func redacted(_ text: String) -> String {
-        guard let sep = text.firstRange(of: "://"), let at = text[sep.upperBound...].lastIndex(of: "@") else { return "\"\(text)\"" }
+        guard let sep = text.firstOccurrence(of: "://"), let at = text[sep.upperBound...].lastIndex(of: "@") else { return "\"\(text)\"" }
         let userinfo = text[sep.upperBound..<at]
         let user = userinfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
         let hidden = userinfo.contains(":") ? "\(user):***" : user

@@ -132,7 +132,7 @@ public struct Discovery {
 
     /// A proxy URL as Docker reads one: a bare `host:port` means http://.
     func proxyURL(_ text: String, origin: String) -> EndpointURL? {
-        let full = text.contains("://") ? text : "http://" + text
+        let full = text.containsOccurrence(of: "://") ? text : "http://" + text
         switch EndpointURL.parse(full, defaultPorts: EndpointURL.wellKnownPorts) {
         case .success(let url) where Validator.proxySchemes.contains(url.scheme):
             return url
@@ -272,7 +272,7 @@ enum SystemdUnit {
             guard key == "Environment" else { continue }
             for word in words(String(trimmed[trimmed.index(after: eq)...])) {
                 guard let e = word.firstIndex(of: "="), e != word.startIndex else { continue }
-                out.append((String(word[..<e]), String(word[word.index(after: e)...]).replacing("%%", with: "%")))
+                out.append((String(word[..<e]), String(word[word.index(after: e)...]).replacingOccurrences(of: "%%", with: "%")))
             }
         }
         return out

@@ -26,7 +26,7 @@ public struct EndpointURL: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `text`; `defaultPorts` maps a scheme to its port. Returns a message on failure.
     public static func parse(_ text: String, defaultPorts: [String: UInt16]) -> Result<EndpointURL, URLProblem> {
-        guard let sep = text.firstRange(of: "://") else { return .failure(.init("is not a URL (expected scheme://host)")) }
+        guard let sep = text.firstOccurrence(of: "://") else { return .failure(.init("is not a URL (expected scheme://host)")) }
         let scheme = text[..<sep.lowerBound].lowercased()
         guard !scheme.isEmpty else { return .failure(.init("has no scheme")) }
         var rest = Substring(text[sep.upperBound...])

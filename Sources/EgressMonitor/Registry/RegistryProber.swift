@@ -123,7 +123,7 @@ enum RegistryAPICheck {
 
     /// The scheme and host of a URL, never its query (which can carry tokens).
     static func hostOnly(_ url: String) -> String {
-        guard let sep = url.firstRange(of: "://") else { return "a relative location" }
+        guard let sep = url.firstOccurrence(of: "://") else { return "a relative location" }
         let rest = url[sep.upperBound...]
         let host = rest.prefix { $0 != "/" && $0 != "?" }
         let withoutUser = host.split(separator: "@").last.map(String.init) ?? String(host)

@@ -274,7 +274,7 @@ public final class HTTPServer: Sendable {
     static func streamedHead(_ response: HTTPResponse, chunked: Bool) -> [UInt8] {
         var head = response.serialize(includeBody: false)
         let contentLength = Array("Content-Length: 0\r\n".utf8)
-        if let at = head.firstRange(of: contentLength) {
+        if let at = head.firstOccurrence(of: contentLength) {
             head.replaceSubrange(at, with: chunked ? Array("Transfer-Encoding: chunked\r\n".utf8) : [])
         }
         return head

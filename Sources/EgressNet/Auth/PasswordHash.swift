@@ -1,5 +1,4 @@
 import CLinux
-import Dispatch
 
 /// crypt(5) password hashes, as Prometheus's web config stores them (bcrypt `$2y$`/`$2b$`),
 /// checked with the system's libcrypt (libxcrypt).
@@ -10,14 +9,14 @@ public enum PasswordHash {
         egress_crypt_matches(password, hash) == 1
     }
 
-    private static let queue = DispatchQueue(label: "egress.bcrypt")
+    private static let worker = SerialWorker(name: "egress-bcrypt")
 
-    /// `matches`, on a serial queue of its own: bcrypt's deliberate slowness never holds a
+    /// `matches`, on a thread of its own (started with the first check): bcrypt's deliberate slowness never holds a
     /// thread of Swift's cooperative pool, and a flood of bad passwords delays only other
     /// logins, never probes or scrapes that need no check.
     public static func check(password: String, hash: String) async -> Bool {
         await withCheckedContinuation { c in
-            queue.async { c.resume(returning: matches(password: password, hash: hash)) }
+            worker.submit { c.resume(returning: matches(password: password, hash: hash)) }
         }
     }
 

@@ -110,19 +110,7 @@ public final class Reactor: TaskExecutor, Sendable {
         precondition(epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &ev) == 0)
         // Probe rounds run here (TLS handshakes, JSON): room for OpenSSL's deepest calls. Only the
         // pages touched count towards RSS.
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, 1024 * 1024)
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        var thread = pthread_t()
-        let started = pthread_create(&thread, &attributes, { context in
-            let reactor = Unmanaged<Reactor>.fromOpaque(context!).takeRetainedValue()
-            pthread_setname_np(pthread_self(), "egress-reactor")
-            reactor.run()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
-        precondition(started == 0, "cannot start the reactor thread: error \(started)")
+        SystemThread.start(name: "egress-reactor", stackSize: 1024 * 1024) { [self] in run() }
     }
 
     /// Suspends until `fd` is ready for `interest`, `deadline` passes, or the task is cancelled.
