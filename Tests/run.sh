@@ -29,6 +29,10 @@ for suite in ${io_suites//|/ }; do
   swift test --skip-build --filter "$suite" || failed+=("$suite")
 done
 
+# ---- The install recipe: the release binary with the Swift runtime linked in runs where no
+# toolchain is installed (a mount namespace hides it), on its embedded default config.
+bash Tests/Install/check.sh || failed+=("install")
+
 # ---- Fuzzing (issue 5) ------------------------------------------------------------------------
 # Every libFuzzer harness (DNS messages, HTTP responses and requests, WWW-Authenticate, SOCKS5 and
 # CONNECT replies, the config decoder, the JSON parser and writer) for a bounded time from its seed corpus; a crash fails the

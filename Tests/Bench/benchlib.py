@@ -12,6 +12,10 @@ Standard library only. Subcommands:
   check-phase FILE TARGET PHASE      a phase's seconds from `egress-monitor check --json`
   check-field FILE TARGET FIELD      a top-level field of a target's entry in `check --json`
   startup URL CMD...                 seconds from spawning CMD to the first 200 from URL
+  drive-spread URLFILE SECONDS OUT   requests each URL of URLFILE (curl -K lines `url = "..."`)
+                                     once a second for SECONDS, the N URLs at N even offsets
+                                     within each second (how Prometheus spreads its scrapes);
+                                     appends the bodies to OUT
   report DIR                         medians over runs, ratios, targets
 """
 import json
@@ -29,6 +33,55 @@ import urllib.request
 
 
 # --------------------------------------------------------------------------- peers
+
+def drive_spread(url_file, seconds, out):
+    """Drives blackbox_exporter the way Prometheus scrapes N probe targets: each URL once a
+    second, URL k at k/N of the second, over persistent connections (four workers, so a slow
+    probe delays no other start). The bodies go to OUT, for counting probe_success lines."""
+    import http.client
+    import queue
+    urls = [m.group(1) for m in re.finditer(r'url = "([^"]+)"', open(url_file).read())]
+    jobs = queue.Queue()
+    bodies = []
+    lock = threading.Lock()
+
+    def worker():
+        conns = {}
+        while True:
+            url = jobs.get()
+            if url is None:
+                return
+            parsed = urllib.request.urlparse(url)
+            key = parsed.netloc
+            for attempt in (0, 1):
+                conn = conns.get(key) or http.client.HTTPConnection(key, timeout=30)
+                conns[key] = conn
+                try:
+                    conn.request("GET", parsed.path + "?" + parsed.query)
+                    body = conn.getresponse().read()
+                    with lock:
+                        bodies.append(body)
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conns.pop(key, None)
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for w in workers:
+        w.start()
+    start = time.perf_counter()
+    for second in range(seconds):
+        for k, url in enumerate(urls):
+            precise_wait_until(start + second + k / len(urls))
+            jobs.put(url)
+    for _ in workers:
+        jobs.put(None)
+    for w in workers:
+        w.join()
+    with open(out, "ab") as f:
+        for body in bodies:
+            f.write(body)
+
 
 def precise_wait_until(t):
     """Sleeps until perf_counter() >= t, within a few microseconds (sleep, then spin)."""
@@ -311,17 +364,24 @@ def startup(url, cmd):
 
 # --------------------------------------------------------------------------- report
 
+# The agent spreads its pairs' rounds over the interval; blackbox_exporter is measured both ways:
+# probes spread over each second as Prometheus spreads its scrapes of 60 probe targets (every
+# handshake on cold caches, like the agent's), and in bursts of 60 (curl --parallel), where the
+# handshakes run back to back on warm caches and cost about half as much.
+SPREAD = "blackbox_exporter, spread over each second"
+BURST = "blackbox_exporter, bursts of 60"
+
 # figure key -> (section, label, unit, scale for display, peers, target)
 # A peer is (key, label); the ratio printed is figure / peer. A target is (op, value, text).
 FIGURES = [
     ("1. Cost per probe: 60 HTTPS registry targets on loopback, each every second, 30 s", [
-        ("agent_cpu_ms_per_probe", "agent CPU per probe", "ms", [("bb_cpu_ms_per_probe", "blackbox_exporter")], ("<=ratio", 0.5)),
-        ("agent_sys_ms_per_probe", "  of which in the kernel (stime)", "ms", [("bb_sys_ms_per_probe", "blackbox_exporter")], None),
+        ("agent_cpu_ms_per_probe", "agent CPU per probe", "ms", [("bb_spread_cpu_ms_per_probe", SPREAD), ("bb_cpu_ms_per_probe", BURST)], ("<=ratio", 0.5)),
+        ("agent_sys_ms_per_probe", "  of which in the kernel (stime)", "ms", [("bb_spread_sys_ms_per_probe", SPREAD), ("bb_sys_ms_per_probe", BURST)], None),
         ("agent_hwm_mib", "agent peak RSS (VmHWM)", "MiB", [("bb_hwm_mib", "blackbox_exporter")], ("<=ratio", 0.5)),
         ("agent_rss_anon_mib", "  of which anonymous (heap, stacks) at the end", "MiB", [], None),
         ("agent_rss_file_mib", "  of which file-backed (binary, Swift runtime, OpenSSL)", "MiB", [], None),
-        ("agent_probes_per_s", "agent probes per second", "/s", [("bb_probes_per_s", "blackbox_exporter")], None),
-        ("agent_probe_ok_ratio", "agent probes that succeeded", "", [("bb_probe_ok_ratio", "blackbox_exporter")], None),
+        ("agent_probes_per_s", "agent probes per second", "/s", [("bb_spread_probes_per_s", SPREAD), ("bb_probes_per_s", BURST)], None),
+        ("agent_probe_ok_ratio", "agent probes that succeeded", "", [("bb_spread_probe_ok_ratio", SPREAD), ("bb_probe_ok_ratio", BURST)], None),
     ]),
     ("2. Timing fidelity (injected delay; measured - injected in brackets; the delaying peers add their own\n"
      "   turnaround, so the target applies to delayed - baseline, both measured in the same run)", [
@@ -336,7 +396,7 @@ FIGURES = [
     ("3. Scale: 2,000 target x path pairs (500 HTTPS targets x 4 paths) at 30 s, 30 % blackholed", [
         ("scale_lag_p99_ms", "scheduler lag p99", "ms", [("scale_lag_p50_ms", "p50")], ("<=", 100)),
         ("scale_threads", "threads", "", [], ("<=", 16)),
-        ("scale_cpu_pct", "CPU, % of one core", "%", [("scale_bb_equiv_cpu_pct", "blackbox at this rate (from 1.)")], ("<=", 10)),
+        ("scale_cpu_pct", "CPU, % of one core", "%", [("scale_bb_equiv_cpu_pct", "blackbox at this rate (from 1., spread)"), ("scale_bb_burst_equiv_cpu_pct", "blackbox at this rate (from 1., bursts)")], ("<=", 10)),
         ("scale_sys_pct", "  of which in the kernel (stime)", "%", [], None),
         ("scale_rss_mib", "RSS (VmRSS, with scrapes every 15 s)", "MiB", [], ("<=", 40)),
         ("scale_hwm_mib", "peak RSS (VmHWM)", "MiB", [], None),
@@ -461,6 +521,8 @@ def main(argv):
         callgrind_report(args[0], float(args[1]), args[2], int(args[3]) if len(args) > 3 else 25)
     elif cmd == "startup":
         print(repr(startup(args[0], args[1:])))
+    elif cmd == "drive-spread":
+        drive_spread(args[0], int(args[1]), args[2])
     elif cmd == "report":
         report(args[0])
     else:
