@@ -6,8 +6,11 @@ import EgressTestSupport
 
 /// Probes against real peers on loopback: docker-registry, nginx, dnsmasq, and raw TCP servers
 /// that stall or reset. Each case asserts the phase and reason, and that the probe ended by
-/// its deadline.
-@Suite struct ProbeTests {
+/// its deadline. Serialized: run all at once, some thirty cases start their peers (nginx,
+/// docker-registry, dnsmasq) together on two cores, and a probe's resumption waited 3 s for a
+/// pool thread in one CI run (a 1 s DNS deadline seen to end at 3.99 s); one at a time, each
+/// probe's end measures the probe, not its neighbours' start-up.
+@Suite(.serialized) struct ProbeTests {
     static let hasPeers = Lab.has("nginx") && Lab.has("dnsmasq") && Lab.has("docker-registry") && Lab.has("openssl")
 
     /// How far past its deadline a probe may be seen to end. Not slack in the probe: the suite
