@@ -32,42 +32,28 @@ public enum SystemThread {
     }
 }
 
-/// One thread running submitted jobs in order, started with the first job. For blocking work
-/// (bcrypt) that must not hold a thread of Swift's cooperative pool.
-public final class SerialWorker: @unchecked Sendable {  // the queue behind a Mutex; sem_t is thread-safe
-    private let name: String
-    private let queue = Mutex((jobs: [@Sendable () -> Void](), started: false))
+/// One thread running submitted jobs in order, for blocking work (bcrypt) that must not hold a
+/// thread of Swift's cooperative pool. The thread is started by `init` and lives as long as the
+/// process: keep a worker in a `static let`, which also starts it only at first use.
+public final class SerialWorker: @unchecked Sendable {  // the jobs behind a Mutex; sem_t is thread-safe
+    private let jobs = Mutex([@Sendable () -> Void]())
     private let ready: UnsafeMutablePointer<sem_t>
 
     public init(name: String) {
-        self.name = name
         ready = .allocate(capacity: 1)
         precondition(sem_init(ready, 0, 0) == 0, "sem_init: errno \(errno)")
-    }
-
-    deinit {
-        // A started worker holds `self` for good; only a never-started one is deinitialized.
-        sem_destroy(ready)
-        ready.deallocate()
+        SystemThread.start(name: name) { [self] in
+            while true {
+                while sem_wait(ready) != 0 {}  // EINTR: wait again
+                jobs.withLock { $0.removeFirst() }()
+            }
+        }
     }
 
     /// Runs `job` on the worker's thread after the jobs submitted before it.
     public func submit(_ job: @escaping @Sendable () -> Void) {
-        let start = queue.withLock { q -> Bool in
-            q.jobs.append(job)
-            defer { q.started = true }
-            return !q.started
-        }
+        jobs.withLock { $0.append(job) }
         sem_post(ready)
-        if start {
-            SystemThread.start(name: name) { [self] in
-                while true {
-                    while sem_wait(ready) != 0 {}  // EINTR: wait again
-                    let next = queue.withLock { q in q.jobs.isEmpty ? nil : q.jobs.removeFirst() }
-                    next?()
-                }
-            }
-        }
     }
 }
 
