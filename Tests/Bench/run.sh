@@ -370,31 +370,27 @@ section_cost() {
     done
     wait "${curls[@]}"
   }
+  # PREFIX DRIVE...: blackbox's CPU, kernel time, rate and successes while DRIVE... OUT runs.
+  measure_bb() {
+    local prefix=$1 out="$W/$1.txt"; shift
+    local c0 c1 k0 k1 t0 secs probes okp
+    : > "$out"
+    c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
+    "$@" "$out"
+    c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid"); secs=$(calc "($(now_ns) - $t0) / 1e9")
+    probes=$(grep -c '^probe_success ' "$out" || true)
+    okp=$(grep -c '^probe_success 1' "$out" || true)
+    record "${prefix}_cpu_ms_per_probe" "$(calc "($c1 - $c0) * 1000 / max($probes, 1)")"
+    record "${prefix}_sys_ms_per_probe" "$(calc "($k1 - $k0) * 1000 / max($probes, 1)")"
+    record "${prefix}_probes_per_s" "$(calc "$probes / $secs")"
+    record "${prefix}_probe_ok_ratio" "$(calc "$okp / max($probes, 1)")"
+  }
   drive 3 "$W/bb-warm.txt"
-  : > "$W/bb-run.txt"
-  c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
-  drive 30 "$W/bb-run.txt"
-  c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid"); secs=$(calc "($(now_ns) - $t0) / 1e9")
-  local probes okp
-  probes=$(grep -c '^probe_success ' "$W/bb-run.txt" || true)
-  okp=$(grep -c '^probe_success 1' "$W/bb-run.txt" || true)
-  record bb_cpu_ms_per_probe "$(calc "($c1 - $c0) * 1000 / $probes")"
-  record bb_sys_ms_per_probe "$(calc "($k1 - $k0) * 1000 / $probes")"
+  measure_bb bb drive 30
   record bb_hwm_mib "$(calc "$(status_kib "$pid" VmHWM) / 1024")"
-  record bb_probes_per_s "$(calc "$probes / $secs")"
-  record bb_probe_ok_ratio "$(calc "$okp / max($probes, 1)")"
   # The same rate spread over each second, as Prometheus spreads 60 probe targets' scrapes
   # (and as the agent spreads its 60 pairs): every handshake then starts on cold caches.
-  : > "$W/bb-spread.txt"
-  c0=$(cpu_seconds "$pid"); k0=$(sys_seconds "$pid"); t0=$(now_ns)
-  $LIB drive-spread "$W/bb-urls.cfg" 30 "$W/bb-spread.txt"
-  c1=$(cpu_seconds "$pid"); k1=$(sys_seconds "$pid"); secs=$(calc "($(now_ns) - $t0) / 1e9")
-  probes=$(grep -c '^probe_success ' "$W/bb-spread.txt" || true)
-  okp=$(grep -c '^probe_success 1' "$W/bb-spread.txt" || true)
-  record bb_spread_cpu_ms_per_probe "$(calc "($c1 - $c0) * 1000 / max($probes, 1)")"
-  record bb_spread_sys_ms_per_probe "$(calc "($k1 - $k0) * 1000 / max($probes, 1)")"
-  record bb_spread_probes_per_s "$(calc "$probes / $secs")"
-  record bb_spread_probe_ok_ratio "$(calc "$okp / max($probes, 1)")"
+  measure_bb bb_spread $LIB drive-spread "$W/bb-urls.cfg" 30
   stop "$pid"
 }
 
