@@ -25,6 +25,9 @@ swift build -c release --static-swift-stdlib --product egress-monitor 2>&1 | tai
 bin=$PWD/.build/release/egress-monitor
 debug_bin=$PWD/.build/debug/egress-monitor
 [ -x "$bin" ] || { echo "install-check: FAILED — no binary at $bin" >&2; exit 1; }
+# The control: a binary on the shared runtime, which must not start once the runtime is hidden.
+swift build --product egress-monitor 2>&1 | tail -1
+[ -x "$debug_bin" ] || { echo "install-check: FAILED — no shared-runtime binary at $debug_bin for the control" >&2; exit 1; }
 
 allowed='^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-[a-z0-9_-]+\.so\.[0-9]+|libssl\.so\.3|libcrypto\.so\.3|libcrypt\.so\.1)$'
 needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
@@ -44,13 +47,11 @@ set -euo pipefail
 runtime=$1 bin=$2 debug_bin=$3 port=$4 out=$5
 mount -t tmpfs -o size=1m none "$runtime"
 ip link set lo up
-if [ -x "$debug_bin" ]; then
-  if "$debug_bin" --version >"$out/debug.txt" 2>&1; then
-    echo "install-check: FAILED — the shared-runtime binary started with $runtime hidden: the check proves nothing" >&2
-    exit 1
-  fi
-  echo "install-check: the shared-runtime binary cannot start without the toolchain ($(head -c 120 "$out/debug.txt"))"
+if "$debug_bin" --version >"$out/debug.txt" 2>&1; then
+  echo "install-check: FAILED — the shared-runtime binary started with $runtime hidden: the check proves nothing" >&2
+  exit 1
 fi
+echo "install-check: the shared-runtime binary cannot start without the toolchain ($(head -c 120 "$out/debug.txt"))"
 "$bin" --version
 "$bin" --listen "127.0.0.1:$port" --log-level warn >"$out/agent.log" 2>&1 &
 pid=$!
