@@ -24,7 +24,7 @@ struct Dialer {
             // A path that cannot be set up fails as such, before its DNS query (which follows
             // the path) could report the same cause as a resolver failure.
             do { try binding.check() } catch {
-                throw ProbeFailure(.connect, .pathSetupFailed, "cannot set up a socket for path \(run.path.name): \(error)")
+                throw Self.setupFailure(error, path: run.path)
             }
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
@@ -139,7 +139,7 @@ struct Dialer {
             do {
                 socket = try binding.makeSocket(for: address)
             } catch {
-                throw ProbeFailure(.connect, .pathSetupFailed, "cannot set up a socket for path \(run.path.name): \(error)")
+                throw Self.setupFailure(error, path: run.path)
             }
             do {
                 try await socket.connect(to: address, deadline: attemptDeadline)
@@ -165,7 +165,17 @@ struct Dialer {
         case .hostUnreachable: return ProbeFailure(.connect, .hostUnreachable, detail)
         case .permissionDenied: return ProbeFailure(.connect, .pathSetupFailed, detail)
         case .cancelled: return ProbeFailure(.connect, .tcpTimeout, detail)
-        case .protocolFailure, .system: return ProbeFailure(.connect, .netUnreachable, detail)
+        // What NetError.from leaves as .system is not the network's answer (that is refused,
+        // reset, unreachable or timed out): it is this host that could not connect, most often
+        // for want of descriptors, buffers or local ports (EADDRNOTAVAIL).
+        case .protocolFailure, .system: return ProbeFailure(.connect, .localResourceExhausted, detail)
         }
+    }
+
+    /// A socket for the path could not be made: this host's shortage (EMFILE...) or the path's
+    /// own setup (a missing interface, a source address that is not local, no CAP_NET_RAW).
+    static func setupFailure(_ error: NetError, path: EgressPath) -> ProbeFailure {
+        let detail = "cannot set up a socket for path \(path.name): \(error)"
+        return ProbeFailure(.connect, error.isLocalResourceShortage ? .localResourceExhausted : .pathSetupFailed, detail)
     }
 }

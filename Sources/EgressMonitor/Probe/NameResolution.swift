@@ -89,6 +89,8 @@ public final class NameResolution: Sendable {
         case .refused: return ProbeFailure(.dns, .dnsRefused, detail)
         case .timeout: return ProbeFailure(.dns, .dnsTimeout, detail)
         case .noAddress: return ProbeFailure(.dns, .dnsNoAddress, detail)
+        // No socket for the query (EMFILE...): this host's trouble, not the resolver's.
+        case .network(let e) where e.isLocalResourceShortage: return ProbeFailure(.dns, .localResourceExhausted, detail)
         case .malformed, .network: return ProbeFailure(.dns, .dnsError, detail)
         }
     }
