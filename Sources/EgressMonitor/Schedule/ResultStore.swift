@@ -39,6 +39,15 @@ public final class ResultStore: Sendable {
     /// mirror target → its upstream target.
     private let upstreams = Mutex<[String: String]>([:])
 
+    /// Which targets are probed on each path and which paths for each target, for the verdicts
+    /// (`Attribution`): rebuilt by `setPairs`, so a round looks only at its own path's and
+    /// target's pairs, not at every pair.
+    private struct Layout {
+        var targetsOfPath: [String: [String]] = [:]
+        var pathsOfTarget: [String: [String]] = [:]
+    }
+    private let layout = Mutex(Layout())
+
     public init(metrics: MetricStore) {
         self.metrics = metrics
     }
@@ -66,6 +75,7 @@ public final class ResultStore: Sendable {
         for key in removed {
             metrics.removeSeries { $0["target"] == key.target && $0["path"] == key.path }
         }
+        setLayout(keys)
         for key in keys {
             let labels = [key.target, key.path]
             metrics.touch(Catalogue.probeRuns, labels)
@@ -111,6 +121,7 @@ public final class ResultStore: Sendable {
         if let chosen {
             for path in paths { metrics.set(Catalogue.pathPreferred, [result.target, path], path == chosen ? 1 : 0) }
         }
+        updateVerdicts(path: result.path, target: result.target)
         if let registry = result.registry { recordRegistry(registry, result: result, labels: labels) }
         if let tls = result.tls {
             if let stale = known.stale { metrics.remove(Catalogue.tlsInfo, stale) }
@@ -154,6 +165,58 @@ public final class ResultStore: Sendable {
                     && !answered.contains(l["image"]!) && l["reason"] == nil && l["method"] == nil
             }
         }
+    }
+
+    // MARK: verdicts per path and per target
+
+    private func setLayout(_ keys: [PairKey]) {
+        var new = Layout()
+        for key in keys {
+            new.targetsOfPath[key.path, default: []].append(key.target)
+            new.pathsOfTarget[key.target, default: []].append(key.path)
+        }
+        let old = layout.withLock { l -> Layout in
+            defer { l = new }
+            return l
+        }
+        for path in old.targetsOfPath.keys where new.targetsOfPath[path] == nil { metrics.remove(Catalogue.pathUp, [path]) }
+        for target in old.pathsOfTarget.keys where new.pathsOfTarget[target] == nil { metrics.remove(Catalogue.targetUp, [target]) }
+        // A reload can change which targets a path carries: judge every path and target again.
+        for path in new.targetsOfPath.keys.sorted() { updateVerdicts(path: path, target: nil) }
+        for target in new.pathsOfTarget.keys.sorted() { updateVerdicts(path: nil, target: target) }
+    }
+
+    /// The last rounds of the pairs given, those that finished one.
+    private func lastRounds(_ keys: [PairKey]) -> [ProbeResult] {
+        pairs.withLock { state in keys.compactMap { state[$0]?.last } }
+    }
+
+    /// Sets `egress_path_up` of `path` and `egress_target_up` of `target` from their pairs' last
+    /// rounds (no series until one finished).
+    private func updateVerdicts(path: String?, target: String?) {
+        let l = layout.withLock { l in
+            (path.map { p in (l.targetsOfPath[p] ?? []).map { PairKey(target: $0, path: p) } } ?? [],
+             target.map { t in (l.pathsOfTarget[t] ?? []).map { PairKey(target: t, path: $0) } } ?? [])
+        }
+        if let path {
+            let verdict = Attribution.pathVerdict(path, lastRounds(l.0).map(Attribution.Outcome.init))
+            if let up = verdict.up { metrics.set(Catalogue.pathUp, [path], up ? 1 : 0) }
+        }
+        if let target, let up = Attribution.targetUp(lastRounds(l.1)) {
+            metrics.set(Catalogue.targetUp, [target], up ? 1 : 0)
+        }
+    }
+
+    /// Whether `target` is up by `egress_target_up`'s rule: some path of it succeeded in its
+    /// last round (nil before any round finished, or for a target not configured).
+    public func targetUp(_ target: String) -> Bool? {
+        let keys = layout.withLock { l in (l.pathsOfTarget[target] ?? []).map { PairKey(target: target, path: $0) } }
+        return Attribution.targetUp(lastRounds(keys))
+    }
+
+    /// The verdicts per path and per target of the last rounds now held.
+    public func verdicts() -> Attribution.Verdicts {
+        Attribution.judge(snapshot().compactMap(\.last))
     }
 
     /// The last digest read for `image` on `target`, over any path.
