@@ -272,4 +272,61 @@ import EgressTestSupport
         let targets = try #require(json["targets"] as? [String: [String: Any]])
         #expect(targets.values.allSatisfy { $0["up"] as? Bool == true && $0["finding"] as? Bool == false }, "\(targets)")
     }
+    // MARK: Alertmanager's inhibition
+
+    /// The shipped `inhibit_rules` (dashboards/alertmanager-inhibit.yml) in a real Alertmanager
+    /// (Debian's prometheus-alertmanager, on 127.0.0.1): sent the alerts as Prometheus would,
+    /// it holds back exactly the per-pair alerts a path or target alert explains.
+    @Test(.enabled(if: Lab.has("prometheus-alertmanager") && Lab.has("curl"),
+                   "needs prometheus-alertmanager and curl (Debian prometheus-alertmanager): SKIPPED, not passed"),
+          .timeLimit(.minutes(1)))
+    func alertmanagerInhibitsThePairAlertsAPathOrTargetAlertExplains() async throws {
+        let dir = try Lab.makeDirectory("alertmanager")
+        defer { Lab.removeDirectory(dir) }
+        let inhibit = try OpsTests.read(OpsTests.root + "/dashboards/alertmanager-inhibit.yml")
+        try ("route:\n  receiver: \"null\"\n  group_wait: 1h\nreceivers:\n  - name: \"null\"\n" + inhibit)
+            .write(toFile: dir + "/alertmanager.yml", atomically: true, encoding: .utf8)
+        let port = FreePort.next()
+        let process = try LabProcess("prometheus-alertmanager", arguments: [
+            "--config.file=\(dir)/alertmanager.yml", "--storage.path=\(dir)/data", "--web.listen-address=127.0.0.1:\(port)",
+            "--cluster.listen-address=", "--log.level=warn"], directory: dir, name: "alertmanager")
+        defer { process.stop() }
+        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
+        let base = "http://127.0.0.1:\(port)/api/v2/alerts"
+
+        // name, labels; and whether the shipped rules must hold it back.
+        let alerts: [(labels: [String: String], inhibited: Bool)] = [
+            (["alertname": "EgressPathDown", "severity": "critical", "site": "a", "path": "corp"], false),
+            (["alertname": "MirrorFailureRateSpike", "severity": "warning", "site": "a", "target": "m1", "path": "corp"], true),
+            (["alertname": "MirrorFailureRateSpike", "severity": "warning", "site": "a", "target": "m1", "path": "direct"], false),
+            (["alertname": "MirrorFailureRateSpike", "severity": "warning", "site": "b", "target": "m1", "path": "corp"], false),
+            (["alertname": "EgressTargetDown", "severity": "warning", "site": "a", "target": "m2"], false),
+            (["alertname": "MirrorFailureRateSpike", "severity": "warning", "site": "a", "target": "m2", "path": "vpn"], true),
+            (["alertname": "EgressPathDown", "severity": "critical", "site": "c", "path": "direct"], false),
+            (["alertname": "DirectPathDegradedEgressHealthy", "severity": "warning", "site": "c", "target": "m1", "path": "corp"], true),
+            (["alertname": "DirectPathDegradedEgressHealthy", "severity": "warning", "site": "a", "target": "m1", "path": "corp"], false),
+            (["alertname": "DockerHubUnreachableOnAllPaths", "severity": "critical", "site": "d", "target": "dockerhub"], false),
+            (["alertname": "EgressTargetDown", "severity": "warning", "site": "d", "target": "dockerhub"], true),
+        ]
+        let body = try JSONSerialization.data(withJSONObject: alerts.map { ["labels": $0.labels, "annotations": ["summary": "test"]] })
+        try String(decoding: body, as: UTF8.self).write(toFile: dir + "/alerts.json", atomically: true, encoding: .utf8)
+        _ = try await Lab.runAsync("curl", ["-sSf", "--noproxy", "*", "--max-time", "5", "-H", "Content-Type: application/json",
+                                            "--data-binary", "@\(dir)/alerts.json", base])
+
+        func key(_ labels: [String: String]) -> String { labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+        let expected = Dictionary(uniqueKeysWithValues: alerts.map { (key($0.labels), $0.inhibited) })
+        var seen: [String: Bool] = [:]
+        let deadline = Deadline.after(seconds: 15)
+        while !deadline.hasPassed {
+            let text = try await Lab.runAsync("curl", ["-sSf", "--noproxy", "*", "--max-time", "5", base])
+            let list = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
+            seen = Dictionary(list.map { a in
+                (key(a["labels"] as? [String: String] ?? [:]),
+                 !(((a["status"] as? [String: Any])?["inhibitedBy"] as? [Any]) ?? []).isEmpty)
+            }, uniquingKeysWith: { a, _ in a })
+            if seen == expected { break }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+        #expect(seen == expected, "inhibited per alert: \(seen.sorted { $0.key < $1.key })")
+    }
 }
