@@ -25,6 +25,12 @@ enum Findings {
         if let f = v.commonFailure, v.downPaths.isEmpty {
             return "fails on \(all): \(f.phase.rawValue)/\(f.reason.rawValue) (\(f.detail))"
         }
+        if let f = v.commonFailure {
+            // The same failure on every path that is not down: said once, the down paths after.
+            let own = v.failures.map(\.path).filter { !v.downPaths.contains($0) }
+            return "fails on \(all) — \(own.joined(separator: ", ")): \(f.phase.rawValue)/\(f.reason.rawValue) (\(f.detail)); "
+                + v.downPaths.map { "\($0): path down" }.joined(separator: "; ")
+        }
         let each = v.failures.map { p -> String in
             v.downPaths.contains(p.path) ? "\(p.path): path down"
                 : "\(p.path): \(p.failure.phase.rawValue)/\(p.failure.reason.rawValue) (\(p.failure.detail))"
@@ -35,7 +41,7 @@ enum Findings {
     /// The hint of a finding: its reason's, when it has one reason.
     static func hint(_ v: Attribution.PathVerdict) -> Hint? { v.failure.map { Hints.hint(for: $0.reason) } }
     static func hint(_ v: Attribution.TargetVerdict) -> Hint? {
-        v.downPaths.isEmpty ? v.commonFailure.map { Hints.hint(for: $0.reason) } : nil
+        v.commonFailure.map { Hints.hint(for: $0.reason) }
     }
 
     /// What the `check` table shows instead of the reason for a failure a finding explains.
