@@ -1,7 +1,8 @@
 import EgressNet
 
 /// The human status page at `/`: server-rendered HTML with its CSS inline, no external assets,
-/// no JavaScript; it reloads itself. A target × path table of coloured cells (✓/✗ as well as
+/// no JavaScript; it reloads itself. The findings first (`Findings.html`: a path or target down,
+/// said once; their pairs are not listed again below). A target × path table of coloured cells (✓/✗ as well as
 /// colour, the preferred path starred); then the failures grouped by phase and reason, each
 /// group with the reason in words and what to try, each pair with its detail, phase times and
 /// the age of its last success; then the working pairs with their timings. Every value from
