@@ -107,6 +107,13 @@ import EgressTestSupport
         #expect(store.targetUp("b") == false && store.targetUp("a") == true && store.targetUp("zz") == nil)
         store.record(result("b", "corp", nil))
         #expect(metrics.value(Catalogue.pathUp, ["corp"]) == 1)
+        store.record(result("b", "corp", ProbeFailure(.proxy, .proxyRefused, "403")))
+        #expect(metrics.value(Catalogue.pathUp, ["corp"]) == 0, "a round replaces the pair's last one")
+        // A reload that drops b over corp leaves one target on corp: not enough to be down.
+        store.setPairs([PairKey(target: "a", path: "direct"), PairKey(target: "a", path: "corp"), PairKey(target: "b", path: "direct")])
+        #expect(metrics.value(Catalogue.pathUp, ["corp"]) == 1)
+        #expect(metrics.value(Catalogue.targetUp, ["b"]) == nil, "b has no finished round left")
+        #expect(store.targetUp("b") == nil)
         // A reload that drops corp drops its series.
         store.setPairs([PairKey(target: "a", path: "direct")])
         #expect(metrics.value(Catalogue.pathUp, ["corp"]) == nil)

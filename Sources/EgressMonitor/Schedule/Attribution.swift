@@ -105,9 +105,18 @@ public enum Attribution {
         /// In the order paths and targets first appear in the results.
         public let paths: [PathVerdict]
         public let targets: [TargetVerdict]
+        private let pathIndex: [String: Int]
+        private let targetIndex: [String: Int]
 
-        public func path(_ name: String) -> PathVerdict? { paths.first { $0.path == name } }
-        public func target(_ name: String) -> TargetVerdict? { targets.first { $0.target == name } }
+        init(paths: [PathVerdict], targets: [TargetVerdict]) {
+            self.paths = paths
+            self.targets = targets
+            pathIndex = Dictionary(paths.enumerated().map { ($1.path, $0) }, uniquingKeysWith: { a, _ in a })
+            targetIndex = Dictionary(targets.enumerated().map { ($1.target, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+
+        public func path(_ name: String) -> PathVerdict? { pathIndex[name].map { paths[$0] } }
+        public func target(_ name: String) -> TargetVerdict? { targetIndex[name].map { targets[$0] } }
 
         /// The paths that are down, and the targets that are findings: what a report leads with.
         public var downPaths: [PathVerdict] { paths.filter(\.down) }
@@ -127,17 +136,54 @@ public enum Attribution {
     /// probed failed, nil before any round finished. `lastRounds` are the target's pairs' last
     /// results (one per path).
     public static func targetUp(_ lastRounds: [ProbeResult]) -> Bool? {
-        lastRounds.isEmpty ? nil : lastRounds.contains { $0.success }
+        targetUp(probed: lastRounds.count, succeeded: lastRounds.filter(\.success).count)
     }
 
-    /// One path's verdict from the last rounds of the targets probed on it.
+    /// The same rule from counts: `probed` paths with a finished round, `succeeded` of them.
+    public static func targetUp(probed: Int, succeeded: Int) -> Bool? {
+        probed == 0 ? nil : succeeded > 0
+    }
+
+    /// What the path rule needs of a path's last rounds: how many targets finished one, and the
+    /// failed ones by first failing phase. `ResultStore` keeps one per path, moved by each round.
+    public struct PathTally: Sendable, Equatable {
+        public private(set) var targetsProbed = 0
+        public private(set) var failuresByPhase: [Phase: Int] = [:]
+
+        public init() {}
+
+        mutating func add(_ failure: ProbeFailure?) {
+            targetsProbed += 1
+            if let failure { failuresByPhase[failure.phase, default: 0] += 1 }
+        }
+
+        mutating func remove(_ failure: ProbeFailure?) {
+            targetsProbed -= 1
+            if let failure {
+                let n = (failuresByPhase[failure.phase] ?? 1) - 1
+                failuresByPhase[failure.phase] = n > 0 ? n : nil
+            }
+        }
+
+        /// The path rule: at least `minimumTargets` probed, every one failed, all in one phase
+        /// among `pathPhases`.
+        public var down: Bool {
+            guard targetsProbed >= Attribution.minimumTargets, failuresByPhase.count == 1,
+                  let (phase, failed) = failuresByPhase.first else { return false }
+            return failed == targetsProbed && Attribution.pathPhases.contains(phase)
+        }
+    }
+
+    /// One path's verdict from the last rounds of the targets probed on it (outcomes of other
+    /// paths are ignored).
     public static func pathVerdict(_ path: String, _ outcomes: [Outcome]) -> PathVerdict {
         let mine = outcomes.filter { $0.path == path }
         let failures = mine.compactMap(\.failure)
+        var tally = PathTally()
+        for o in mine { tally.add(o.failure) }
         var down: ProbeFailure?
         var reasons: [FailureReason] = []
-        if mine.count >= minimumTargets, failures.count == mine.count, let phase = failures.first?.phase,
-           pathPhases.contains(phase), failures.allSatisfy({ $0.phase == phase }) {
+        if tally.down {
             // The most frequent reason; on a tie, the one seen first.
             var counts: [FailureReason: Int] = [:]
             for f in failures { counts[f.reason, default: 0] += 1 }
@@ -151,10 +197,16 @@ public enum Attribution {
 
     /// Every verdict from the last round of every pair (pairs with no finished round left out).
     public static func judge(_ outcomes: [Outcome]) -> Verdicts {
-        let paths = outcomes.map(\.path).uniqued().map { pathVerdict($0, outcomes) }
+        // Grouped once: a status page of 2,000 pairs must not filter them per path and per target.
+        var byPath: [String: [Outcome]] = [:], byTarget: [String: [Outcome]] = [:]
+        for o in outcomes {
+            byPath[o.path, default: []].append(o)
+            byTarget[o.target, default: []].append(o)
+        }
+        let paths = outcomes.map(\.path).uniqued().map { pathVerdict($0, byPath[$0]!) }
         let down = Set(paths.filter(\.down).map(\.path))
         let targets = outcomes.map(\.target).uniqued().map { target -> TargetVerdict in
-            let mine = outcomes.filter { $0.target == target }
+            let mine = byTarget[target]!
             let failures = mine.compactMap { o in o.failure.map { (path: o.path, failure: $0) } }
             return TargetVerdict(target: target, pathsProbed: mine.count, pathsFailed: failures.count,
                                  failures: failures, downPaths: failures.map(\.path).filter(down.contains))
