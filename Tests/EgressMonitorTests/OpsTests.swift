@@ -390,10 +390,15 @@ import EgressTestSupport
         #expect(corpUp.samples.count == 2 && corpUp.samples.allSatisfy { $0.value == 0 }, "\(corpUp.samples)")
         let directUp = try await prometheus.query(#"egress_path_up{path="direct", site=~"a|b"}"#)
         #expect(directUp.samples.count == 2 && directUp.samples.allSatisfy { $0.value == 1 }, "\(directUp.samples)")
-        // The annotation's reason query, as Alertmanager would get it.
-        let reason = try await prometheus.query(
-            #"topk(1, sum by (phase, reason) (increase(egress_probe_failures_total{site="a",path="corp"}[10m])))"#)
-        #expect(reason.series.first?["reason"] == "proxy_connect_failed", "\(reason.series)")
+        // The annotation's reason query, as Alertmanager would get it: dockerhub failed at
+        // proxy/proxy_refused over corp all along, the three targets now fail to reach the
+        // proxy. A new reason's counter needs a few scrapes to show an increase (the alert's
+        // `for: 2m` gives it them); here rounds and scrapes are a second apart.
+        try await prometheus.waitFor("the reason query to name proxy_connect_failed", seconds: 15) {
+            let reason = try await prometheus.query(
+                #"topk(1, count by (phase, reason) (increase(egress_probe_failures_total{site="a",path="corp"}[5m]) > 0))"#)
+            return reason.series.first?["reason"] == "proxy_connect_failed"
+        }
     }
 
     // MARK: expectations
