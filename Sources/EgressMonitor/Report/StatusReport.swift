@@ -14,6 +14,8 @@ public struct AgentStatus: Sendable {
     public let lastReloadSuccessful: Bool?
     /// Unix time of the last successful load or reload.
     public let lastReloadSuccessAt: Double?
+    /// Managed mode's files (empty without `manage`).
+    public var managed: [ManagedFileStatus] = []
 
     public init(version: String = EgressMonitorVersion.current, configSource: String, startedAt: Double,
                 config: AgentConfig, lastReloadSuccessful: Bool?, lastReloadSuccessAt: Double?) {
