@@ -89,11 +89,13 @@ public enum ManagedFileCommit {
             switch ManagedFileWriter.write(bytes, over: snapshot) {
             case .success:
                 var reload: Result<Int32, ManageError>?
+                let at = now()
+                ManageState.recordWrite(plan.kind, at: at, mirrors: plan.written, stateDir: manage.stateDir)
                 if plan.kind == .daemonJSON {
                     ManageState.remember(removed: plan.current, kept: plan.written, stateDir: manage.stateDir)
                     if manage.reloadDocker { reload = DockerReload.reload(pidFile: manage.dockerPidFile) }
                 }
-                return Outcome(plan: plan, writtenAt: now(), error: nil, reload: reload)
+                return Outcome(plan: plan, writtenAt: at, error: nil, reload: reload)
             case .failure(.changedSinceRead(let m)) where attempt == 0:
                 Log.info("managed file changed since it was read; reading it again", ["file": plan.path, "detail": m])
                 plan = FilePlan.make(plan.kind, path: plan.path, proposed: plan.proposed)

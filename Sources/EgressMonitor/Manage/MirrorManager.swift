@@ -176,7 +176,15 @@ public final class MirrorManager: Sendable {
         let proposed = MirrorSelection.choose(candidates, hubWorks: hub, oneRound: false)
         let at = now()
         for plan in ManagePlanner.plans(manage, proposed: proposed) {
-            var s = state.withLock { $0[plan.kind] } ?? ManagedFileStatus(kind: plan.kind, path: plan.path)
+            var s = state.withLock { $0[plan.kind] } ?? {
+                // The last write before a restart still counts for the dwell.
+                var fresh = ManagedFileStatus(kind: plan.kind, path: plan.path)
+                if let last = ManageState.lastWrite(plan.kind, stateDir: manage.stateDir) {
+                    fresh.lastWriteAt = last.at
+                    fresh.lastWritten = last.mirrors
+                }
+                return fresh
+            }()
             s.listed = plan.current
             s.wouldWrite = plan.proposed
             s.pendingChange = plan.changes

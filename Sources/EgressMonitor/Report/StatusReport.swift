@@ -224,6 +224,8 @@ struct APIDocument: JSONRepresentable {
     let agent: Agent?
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    /// Managed mode's files; the "manage" key appears only when there are some.
+    let managed: [ManagedFileStatus]
 
     enum CodingKeys: String {
         case version, agent, results, recommendations
@@ -240,16 +242,19 @@ struct APIDocument: JSONRepresentable {
         }
         results = report.results
         recommendations = report.recommendations
+        managed = report.agent?.managed ?? []
     }
 
     var json: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             CodingKeys.version.rawValue: .string(version),
             CodingKeys.generatedAt.rawValue: .number(generatedAt),
             CodingKeys.agent.rawValue: agent?.json ?? .null,
             CodingKeys.results.rawValue: .array(results.map(\.json)),
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
-        ])
+        ]
+        if !managed.isEmpty { o["manage"] = .array(managed.map(\.json)) }
+        return .object(o)
     }
 }
 

@@ -11,7 +11,7 @@ import EgressTestSupport
 /// The manager of the running agent, fed rounds through the result store as the scheduler
 /// feeds it, with its clock in the test's hand: when it writes, when it holds, what it counts,
 /// what it remembers, and that it never touches a file it cannot parse.
-@Suite(.serialized) struct ManageAgentTests {
+@Suite(.serialized) struct ManageLoopTests {
     final class Clock: Sendable {
         let t = Mutex(1_000_000.0)
         var now: Double { t.withLock { $0 } }
