@@ -187,6 +187,62 @@ import EgressTestSupport
         #expect(plain.stdout == "--- \(dir)/plain.json\n+++ \(dir)/plain.json\n@@ -1 +1,5 @@\n-{}\n\\ No newline at end of file\n+{\n+  \"registry-mirrors\": [\n+    \"\(lab.goodURL)\"\n+  ]\n+}\n\\ No newline at end of file\n", "\(plain)")
     }
 
+    /// The drop-in of "Letting it act", installed with the unit under a scratch root.
+    @Test(.enabled(if: Lab.has("systemd-analyze"), "needs systemd-analyze (Debian systemd): SKIPPED, not passed"))
+    func manageDropInExposureIsAtMostOnePointSix() async throws {
+        let rootDir = try Lab.makeDirectory("systemd-manage")
+        defer { Lab.removeDirectory(rootDir) }
+        let unitDir = rootDir + "/etc/systemd/system"
+        try FileManager.default.createDirectory(atPath: unitDir + "/egress-monitor.service.d", withIntermediateDirectories: true)
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        try FileManager.default.copyItem(atPath: repo + "/systemd/egress-monitor.service", toPath: unitDir + "/egress-monitor.service")
+        try FileManager.default.copyItem(atPath: repo + "/systemd/manage.conf", toPath: unitDir + "/egress-monitor.service.d/manage.conf")
+        let output = try await Lab.runAsync("systemd-analyze", ["security", "--offline=true", "--no-pager", "--root=\(rootDir)", "egress-monitor.service"])
+        let score = OpsTests.exposure(output)
+        #expect(output.split(separator: "\n").contains { $0.hasPrefix("✗ User=/DynamicUser=") }, "drop-in not applied:\n\(output)")
+        #expect(output.split(separator: "\n").contains { $0.hasPrefix("✓ CapabilityBoundingSet=~CAP_KILL") }, "no capability granted:\n\(output)")
+        #expect((score ?? 99) <= 1.6, "exposure with manage.conf \(score ?? -1):\n\(output)")
+        print("systemd-analyze security egress-monitor.service + manage.conf: exposure \(score ?? -1)")
+    }
+
+    static let canDropCapabilities = hasLab && geteuid() == 0 && Lab.has("setpriv")
+
+    /// What systemd/manage.conf claims: root with no capability at all (setpriv empties the
+    /// bounding set, so exec grants none; no new privileges) writes root's files in a 0700
+    /// directory and signals root's dockerd; a file owned by another user is a failure instead
+    /// of a file handed to root.
+    @Test(.enabled(if: canDropCapabilities, "needs root, setpriv, nginx and openssl: SKIPPED, not passed"))
+    func applyWritesAsRootWithoutAnyCapability() async throws {
+        let lab = try await ManageLab.start()
+        defer { lab.nginx.stop() }
+        let dir = try Self.files(lab, daemon: "{}\n")
+        defer { Lab.removeDirectory(dir) }
+        chmod(dir, 0o700)
+        let dockerd = try ManageFileTests.sleeper(named: "dockerd", in: dir)
+        defer { dockerd.stop(grace: 1) }
+        try "\(dockerd.pid)\n".write(toFile: dir + "/docker.pid", atomically: false, encoding: .utf8)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        func capless(_ args: [String]) async throws -> CLITests.Run {
+            let script = #""$@" >"$EGRESS_OUT/out" 2>"$EGRESS_OUT/err"; echo $?"#
+            let status = try await Lab.runAsync("sh", ["-c", script, "sh", "setpriv", "--no-new-privs", "--inh-caps=-all",
+                                                       "--ambient-caps=-all", "--bounding-set=-all", "--", CLITests.binary] + args,
+                                                environment: ["EGRESS_OUT": dir])
+            return CLITests.Run(status: Int32(status.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
+                                stdout: Self.read(dir + "/out"), stderr: Self.read(dir + "/err"))
+        }
+        let run = try await capless(["apply", "--config", dir + "/config.json", "--write", "--log-level", "warn"])
+        #expect(run.status == 0, "\(run)")
+        #expect(try DaemonJSONEdit.mirrors(in: Array(Self.read(dir + "/daemon.json").utf8)) == [lab.goodURL])
+        #expect(await dockerd.waitForExit(timeout: 5) == "signal \(SIGHUP)")
+        // The control: the same, on a daemon.json another user owns.
+        try "{}\n".write(toFile: dir + "/daemon.json", atomically: false, encoding: .utf8)
+        chown(dir + "/daemon.json", 1234, 1234)
+        let other = try await capless(["apply", "--config", dir + "/config.json", "--write", "--log-level", "warn"])
+        #expect(other.status == 1, "\(other)")
+        #expect(other.stderr.contains("cannot keep the owner 1234:1234"), "\(other)")
+        #expect(Self.read(dir + "/daemon.json") == "{}\n")
+    }
+
     @Test(.enabled(if: hasLab && Lab.has("curl"), "needs nginx, openssl and curl: SKIPPED, not passed"))
     func theAgentWritesOnItsOwnAndShowsIt() async throws {
         let lab = try await ManageLab.start()
