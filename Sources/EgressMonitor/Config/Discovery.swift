@@ -235,10 +235,15 @@ public struct Discovery {
                 caFile = nil
             }
             let name = DockerDaemonConfig.uniqueName("mirror-" + DockerDaemonConfig.sanitize(url.host), used: &used)
-            targets.append(Target(name: name, kind: .mirror, url: EndpointURL(scheme: url.scheme, host: url.host, port: url.port),
-                                  caFile: caFile,
-                                  images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
-                                  discoveredFrom: path))
+            var target = Target(name: name, kind: .mirror, url: EndpointURL(scheme: url.scheme, host: url.host, port: url.port),
+                                caFile: caFile,
+                                images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
+                                discoveredFrom: path)
+            // As containerd builds its requests: the URL's path then `/v2`, or with
+            // override_path the path alone.
+            let urlPath = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+            target.registry.apiRoot = host.overridePath ? urlPath : urlPath + "/v2"
+            targets.append(target)
         }
         return targets
     }
@@ -313,6 +318,8 @@ enum HostsTOML {
         var url: String
         var capabilities: [String] = []
         var ca: String?
+        /// `override_path = true`: the URL's path replaces `/v2` (Harbor proxy-cache projects).
+        var overridePath = false
     }
 
     struct ParseError: Error, CustomStringConvertible {
@@ -350,6 +357,8 @@ enum HostsTOML {
                 hosts[h].capabilities = try stringArray(value, line: n)
             case "ca":
                 hosts[h].ca = value.hasPrefix("[") ? try stringArray(value, line: n).first : try string(value, line: n)
+            case "override_path":
+                hosts[h].overridePath = value == "true"
             default:
                 break
             }

@@ -1,7 +1,9 @@
 /// `egress-monitor suggest`: after one round, what to change in Docker's own setup. Prints,
-/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered and
-/// are up to date (the same manifest digests as their upstream), healthiest and fastest first; and, where Docker Hub fails directly but works through a proxy
-/// path, the systemd drop-in that sends Docker through that proxy.
+/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered, judged by
+/// `FreshnessJudge` — current ones (the upstream's digests) first, healthiest and fastest first,
+/// then the ones that could not be compared, labelled so; behind ones left out with the reason.
+/// And, where Docker Hub fails directly but works through a proxy path, the systemd drop-in that
+/// sends Docker through that proxy, in a proxy scheme the Docker in front of it understands.
 public enum SuggestCommand {
     /// A mirror that answered on at least one path.
     public struct HealthyMirror: Sendable, Equatable {
@@ -15,8 +17,8 @@ public enum SuggestCommand {
         public let fastestPath: String
         /// Whether it answered on a direct path (Docker reaches it without any proxy).
         public let okDirect: Bool
-        /// Images whose manifest digest differs from its upstream's this round: it is behind.
-        public var behind: [String] = []
+        /// Whether it serves what its upstream serves now, and how that was decided.
+        public var freshness = MirrorFreshness(target: "", freshness: .unknown, detail: "not judged")
 
         var health: Double { Double(okPaths.count) / Double(max(probedPaths, 1)) }
     }
@@ -32,9 +34,10 @@ public enum SuggestCommand {
     }
 
     public struct Suggestion: Sendable, Equatable {
-        /// Healthiest first (the share of paths it answered on), then fastest.
+        /// Current ones first, then unknown ones; in each, healthiest first (the share of paths
+        /// it answered on), then fastest.
         public var mirrors: [HealthyMirror] = []
-        /// Mirrors that answered but serve older manifests than their upstream.
+        /// Mirrors that answered but serve older builds than their upstream or other mirrors.
         public var behindMirrors: [HealthyMirror] = []
         /// Mirror targets probed that answered on no path.
         public var failedMirrors: [String] = []
@@ -50,6 +53,7 @@ public enum SuggestCommand {
     /// What the results say Docker should use.
     public static func analyse(_ config: AgentConfig, _ results: [ProbeResult]) -> Suggestion {
         var s = Suggestion()
+        let freshness = FreshnessJudge.judge(config: config, results: results)
         let pathsByName = Dictionary(config.paths.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func isDirect(_ path: String) -> Bool { pathsByName[path]?.kind == .direct }
 
@@ -64,15 +68,14 @@ public enum SuggestCommand {
             var mirror = HealthyMirror(target: target, okPaths: ok.map(\.path), probedPaths: mine.count,
                                        fastest: fastest.duration, fastestPath: fastest.path,
                                        okDirect: ok.contains { isDirect($0.path) })
-            // Up to date: every image's digest equals the upstream's, where both were read.
-            if let upstream = target.registry.upstream {
-                let reference = digests(of: upstream, in: results)
-                mirror.behind = digests(of: target.name, in: results)
-                    .filter { image, digest in reference[image].map { $0 != digest } ?? false }.keys.sorted()
-            }
-            if mirror.behind.isEmpty { s.mirrors.append(mirror) } else { s.behindMirrors.append(mirror) }
+            mirror.freshness = freshness[target.name] ?? mirror.freshness
+            if mirror.freshness.freshness == .behind { s.behindMirrors.append(mirror) } else { s.mirrors.append(mirror) }
         }
-        s.mirrors.sort { a, b in (-a.health, a.fastest, a.target.name) < (-b.health, b.fastest, b.target.name) }
+        // An unknown mirror is never ranked with the current ones, however fast.
+        s.mirrors.sort { a, b in
+            (a.freshness.freshness == .current ? 0 : 1, -a.health, a.fastest, a.target.name)
+                < (b.freshness.freshness == .current ? 0 : 1, -b.health, b.fastest, b.target.name)
+        }
 
         for target in config.targets where target.kind == .dockerhub {
             let mine = results.filter { $0.target == target.name }
@@ -98,15 +101,6 @@ public enum SuggestCommand {
         return s
     }
 
-    /// The manifest digests `target` served this round, over any path.
-    static func digests(of target: String, in results: [ProbeResult]) -> [String: String] {
-        var out: [String: String] = [:]
-        for r in results where r.target == target {
-            for (image, digest) in r.registry?.digests ?? [:] { out[image] = digest }
-        }
-        return out
-    }
-
     /// 0 when Docker can pull some way (Docker Hub answers on some path, or a mirror does), or
     /// when nothing Docker uses was probed; 1 when neither Docker Hub nor any mirror answered.
     public static func exitStatus(_ s: Suggestion) -> Int32 {
@@ -122,7 +116,7 @@ public enum SuggestCommand {
         var out = ""
         // Mirrors.
         let behind = s.behindMirrors.map { m in
-            "  Left out, behind its upstream (\(m.target.registry.upstream ?? "upstream") serves other digests for \(m.behind.joined(separator: ", "))): \(m.target.name).\n"
+            "  Left out, behind: \(m.target.name) (\(m.freshness.detail)).\n"
         }.joined()
         if s.mirrors.isEmpty {
             if !s.behindMirrors.isEmpty {
@@ -133,10 +127,12 @@ public enum SuggestCommand {
                 out += style.bold("Registry mirrors:") + " " + style.red("none answered") + " (\(s.failedMirrors.joined(separator: ", "))): `egress-monitor check` says why.\n"
             }
         } else {
-            out += style.bold("Registry mirrors that answered and are up to date, healthiest and fastest first:") + "\n"
+            out += style.bold("Registry mirrors that answered, up to date ones first, healthiest and fastest first:") + "\n"
             out += ValidateCommand.columns(s.mirrors.map { m in
                 var note = "ok on \(m.okPaths.count) of \(m.probedPaths) path\(m.probedPaths == 1 ? "" : "s") (\(m.okPaths.joined(separator: ", "))), fastest \(Format.duration(m.fastest)) over \(m.fastestPath)"
                 if !m.okDirect { note += "; not directly: Docker reaches it only through a proxy" }
+                note += m.freshness.freshness == .current ? "; current: " : "; NOT COMPARED, freshness unknown: "
+                note += m.freshness.detail
                 return [m.target.name, m.target.url.description, note]
             }, indent: "  ")
             if !s.failedMirrors.isEmpty {
