@@ -59,8 +59,7 @@ import EgressTestSupport
             """
         }
 
-        /// A config managing `dir`'s daemon.json and hosts.toml. (The mirrors name their image:
-        /// a mirror without one is not compared before the advice branch's fix, issue 14 §0.)
+        /// A config managing `dir`'s daemon.json and hosts.toml.
         func config(dir: String, extra: String = "", manage: Bool = true) -> String {
             let m = manage ? #", "manage": {"daemon_json": "\#(dir)/daemon.json", "hosts_toml": "\#(dir)/hosts.toml", "docker_pid_file": "\#(dir)/docker.pid", "state_dir": "\#(dir)/state"}"# : ""
             return #"{"discovery": false, "timeout_seconds": 3\#(extra), "targets": [\#(targets())]\#(m)}"#

@@ -5,7 +5,7 @@ import Testing
 /// Managed mode's rules over explicit inputs: which mirrors qualify and in which order, when
 /// nothing is written, the hysteresis; and the `manage` config section with its errors.
 @Suite struct ManageSelectionTests {
-    static func candidate(_ name: String, _ freshness: MirrorFreshness = .current, ok: Int = 10, of: Int = 10, rank: Int = 0) -> MirrorCandidate {
+    static func candidate(_ name: String, _ freshness: Freshness = .current, ok: Int = 10, of: Int = 10, rank: Int = 0) -> MirrorCandidate {
         MirrorCandidate(target: name, url: "https://\(name)", freshness: freshness,
                         outcomes: Array(repeating: false, count: of - ok) + Array(repeating: true, count: ok), rank: rank)
     }

@@ -15,7 +15,7 @@ public enum ApplyCommand {
     public static func plans(_ config: AgentConfig, _ results: [ProbeResult], manage: ManageConfig) -> [FilePlan] {
         let dockerPath = manage.dockerPath(in: config)
         func last(_ target: String) -> ProbeResult? { results.first { $0.target == target && $0.path == dockerPath } }
-        let freshness = ManagePlanner.freshness(config) { target, image in SuggestCommand.digests(of: target, in: results)[image] }
+        let freshness = ManagePlanner.freshness(config, results: results)
         let candidates = ManagePlanner.candidates(config, dockerPath: dockerPath, lastResults: results, freshness: freshness) { target in
             last(target).map { [$0.success] } ?? []
         }

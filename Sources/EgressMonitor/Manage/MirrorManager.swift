@@ -6,31 +6,16 @@ import EgressSync
 /// target: configured, discovered, remembered), their freshness, their rounds on
 /// `docker_path`, and whether Docker Hub works there.
 public enum ManagePlanner {
-    /// A mirror's freshness from manifest digests: behind when an image's digest differs from
-    /// its upstream's, current when every image compared is equal, unknown with nothing to
-    /// compare. `digest(target, image)` is the last digest read, over any path.
-    /// (The `advice` branch's `FreshnessJudge` replaces this once merged: it also compares
-    /// mirrors among themselves when no path reaches the upstream.)
-    public static func freshness(_ config: AgentConfig, digest: (String, String) -> String?) -> [String: MirrorFreshness] {
-        var out: [String: MirrorFreshness] = [:]
-        for t in config.targets where t.kind == .mirror {
-            guard let up = t.registry.upstream else { out[t.name] = .unknown; continue }
-            let images = t.images.isEmpty ? (config.targets.first { $0.name == up }?.images ?? []) : t.images
-            var verdict = MirrorFreshness.unknown
-            for image in images.map(\.description) {
-                guard let mine = digest(t.name, image), let theirs = digest(up, image) else { continue }
-                if mine != theirs { verdict = .behind; break }
-                verdict = .current
-            }
-            out[t.name] = verdict
-        }
-        return out
+    /// Each mirror's freshness (current, behind, unknown) as `FreshnessJudge` decides it from
+    /// the last result of every pair: the judgement `suggest` makes too.
+    public static func freshness(_ config: AgentConfig, results: [ProbeResult]) -> [String: Freshness] {
+        FreshnessJudge.judge(config: config, results: results).mapValues(\.freshness)
     }
 
     /// The candidates, ranked in `suggest`'s order of `lastResults` (mirrors that answered
     /// nowhere in their last round after them, by name).
     public static func candidates(_ config: AgentConfig, dockerPath: String, lastResults: [ProbeResult],
-                                  freshness: [String: MirrorFreshness], outcomes: (String) -> [Bool]) -> [MirrorCandidate] {
+                                  freshness: [String: Freshness], outcomes: (String) -> [Bool]) -> [MirrorCandidate] {
         let suggestion = SuggestCommand.analyse(config, lastResults)
         let order = suggestion.mirrors.map(\.target.name) + suggestion.behindMirrors.map(\.target.name)
         return config.targets.filter { $0.kind == .mirror }.map { t in
@@ -161,7 +146,7 @@ public final class MirrorManager: Sendable {
         let dockerPath = manage.dockerPath(in: config)
         let last = results.snapshot()
         let lastResults = last.compactMap(\.last)
-        let freshness = ManagePlanner.freshness(config) { self.results.digest(target: $0, image: $1) }
+        let freshness = ManagePlanner.freshness(config, results: lastResults)
         let candidates = ManagePlanner.candidates(config, dockerPath: dockerPath, lastResults: lastResults, freshness: freshness) {
             self.results.outcomes(target: $0, path: dockerPath)
         }

@@ -1,25 +1,18 @@
 import EgressNet
-/// How a mirror's content compares with what it mirrors (DESIGN.md): `current` (its digests
-/// equal the upstream's, or it is among the newest the mirrors agree on), `behind` (shown
-/// older), `unknown` (nothing to compare with).
-public enum MirrorFreshness: String, Sendable, Equatable {
-    case current, behind, unknown
-}
-
 /// A mirror the agent could list, with what the selection rule needs to know about it.
 public struct MirrorCandidate: Sendable, Equatable {
     /// The target's name.
     public let target: String
     /// As written in the file: `MirrorURL.text`.
     public let url: String
-    public let freshness: MirrorFreshness
+    public let freshness: Freshness
     /// Its rounds on `docker_path`, oldest first (the last `PathPreference.window`; for `apply`,
     /// its one round).
     public let outcomes: [Bool]
     /// Its place in `suggest`'s order (healthiest, then fastest, first); lower first.
     public let rank: Int
 
-    public init(target: String, url: String, freshness: MirrorFreshness, outcomes: [Bool], rank: Int) {
+    public init(target: String, url: String, freshness: Freshness, outcomes: [Bool], rank: Int) {
         self.target = target
         self.url = url
         self.freshness = freshness
@@ -50,7 +43,7 @@ public enum MirrorSelection {
     public static func choose(_ candidates: [MirrorCandidate], hubWorks: Bool, oneRound: Bool) -> [String]? {
         let ok = candidates.filter { qualifies($0, oneRound: oneRound) }
         guard !ok.isEmpty else { return hubWorks ? [] : nil }
-        func ordered(_ f: MirrorFreshness) -> [MirrorCandidate] {
+        func ordered(_ f: Freshness) -> [MirrorCandidate] {
             ok.filter { $0.freshness == f }.sorted { ($0.rank, $0.target) < ($1.rank, $1.target) }
         }
         var urls: [String] = []
