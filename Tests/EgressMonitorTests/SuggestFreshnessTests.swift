@@ -95,4 +95,25 @@ import Testing
         #expect(s.mirrors.map(\.target.name) == ["fresh", "stale"])
         #expect(s.mirrors.map(\.freshness.freshness) == [.current, .unknown])
     }
+
+    // MARK: the proxy scheme Docker understands
+
+    @Test func socks5hIsWrittenAsSocks5UnlessDockersGoKnowsIt() {
+        let go119 = DockerEngineInfo(version: "20.10.24+dfsg1", goVersion: "go1.19.8")
+        #expect(go119.goMajorMinor! == (1, 19))
+        let old = SuggestCommand.dockerProxyScheme("socks5h", docker: .success(go119))
+        #expect(old.scheme == "socks5")
+        #expect(old.why?.contains("Docker 20.10.24+dfsg1 is built with go1.19.8") == true)
+        let new = SuggestCommand.dockerProxyScheme("socks5h", docker: .success(DockerEngineInfo(version: "27.3.1", goVersion: "go1.23.2")))
+        #expect(new.scheme == "socks5h" && new.why == nil)
+        let unknown = SuggestCommand.dockerProxyScheme("socks5h", docker: .failure(DockerEngineProblem("cannot connect to /var/run/docker.sock: connection refused")))
+        #expect(unknown.scheme == "socks5")
+        #expect(unknown.why?.contains("could not be learned (cannot connect to /var/run/docker.sock") == true)
+        #expect(SuggestCommand.dockerProxyScheme("socks5h", docker: nil).scheme == "socks5")
+        #expect(SuggestCommand.dockerProxyScheme("http", docker: nil) == ("http", nil))
+        #expect(SuggestCommand.dockerProxyScheme("socks5", docker: .success(go119)).why == nil)
+        #expect(DockerEngineInfo(version: nil, goVersion: "devel").goMajorMinor == nil)
+        #expect(DockerEngine.socketPath(environment: ["DOCKER_HOST": "unix:///run/user/1000/docker.sock"]) == "/run/user/1000/docker.sock")
+        #expect(DockerEngine.socketPath(environment: ["DOCKER_HOST": "tcp://10.0.0.1:2375"]) == "/var/run/docker.sock")
+    }
 }

@@ -90,9 +90,10 @@ public struct Discovery {
         for mirror in mirrors {
             if config.targets.contains(where: { $0.url == mirror.url }) { continue }
             let name = DockerDaemonConfig.uniqueName(mirror.name, used: &targetNames)
-            config.targets.append(Target(name: name, kind: mirror.kind, url: mirror.url, caFile: mirror.caFile,
-                                         resolver: nil, images: mirror.images, paths: nil,
-                                         discoveredFrom: mirror.discoveredFrom))
+            var target = Target(name: name, kind: mirror.kind, url: mirror.url, caFile: mirror.caFile,
+                                resolver: nil, images: mirror.images, paths: nil, discoveredFrom: mirror.discoveredFrom)
+            target.registry.apiRoot = mirror.registry.apiRoot  // override_path, from hosts.toml
+            config.targets.append(target)
         }
         config.linkMirrorsToUpstreams()
 

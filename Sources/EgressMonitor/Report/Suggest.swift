@@ -46,6 +46,9 @@ public enum SuggestCommand {
         public var dockerHubDirectOK: [String: String] = [:]
         public var dockerHubOtherOK: [String: String] = [:]
         public var dockerHubUnreachable: [String] = []
+        /// What the local Docker Engine said of itself (its Go version decides the proxy
+        /// scheme written for it); nil when it was not asked.
+        public var docker: Result<DockerEngineInfo, DockerEngineProblem>?
     }
 
     public static let dropInPath = "/etc/systemd/system/docker.service.d/http-proxy.conf"
@@ -149,7 +152,10 @@ public enum SuggestCommand {
             out += "\n" + style.bold("Docker Hub (\(p.target))") + " fails directly (\(p.directFailures.joined(separator: "; "))) but works through proxy path "
                 + style.green(p.path.name) + " (\(Format.duration(p.duration))).\n"
             out += "To send Docker through that proxy, write \(dropInPath):\n\n"
-            out += dropIn(proxy: p.proxy, noProxy: ["localhost", "127.0.0.1"] + s.mirrors.filter(\.okDirect).map(\.target.url.host))
+            let scheme = dockerProxyScheme(p.proxy.scheme, docker: s.docker)
+            out += dropIn(proxy: p.proxy, scheme: scheme.scheme,
+                          noProxy: ["localhost", "127.0.0.1"] + s.mirrors.filter(\.okDirect).map(\.target.url.host))
+            if let why = scheme.why { out += "\n\(why)\n" }
             if let user = p.proxy.username, p.proxy.password != nil {
                 out += "\nReplace <password> with the password of \(user) on the proxy: egress-monitor never prints it.\n"
                 out += "Environment= lines can be read by any local user (systemctl show docker); to keep the\n"
@@ -174,9 +180,33 @@ public enum SuggestCommand {
         "{\n  \"registry-mirrors\": [\n" + urls.map { "    \"\(jsonEscaped($0))\"" }.joined(separator: ",\n") + "\n  ]\n}\n"
     }
 
+    /// The proxy scheme to write for the Docker in front of us, and why when it is not the one
+    /// configured. Go's proxy code knew no `socks5h` before Go 1.23 (dockerd 20.10 is built
+    /// with 1.19 and fails `proxyconnect tcp: dial tcp: lookup socks5h`), while its `socks5`
+    /// has always let the proxy resolve names: so `socks5` unless Docker's Go is known to be
+    /// 1.23 or later.
+    public static func dockerProxyScheme(_ scheme: String, docker: Result<DockerEngineInfo, DockerEngineProblem>?) -> (scheme: String, why: String?) {
+        guard scheme == "socks5h" else { return (scheme, nil) }
+        let learned: String
+        switch docker {
+        case .success(let info)?:
+            if let (major, minor) = info.goMajorMinor {
+                if (major, minor) >= (1, 23) { return (scheme, nil) }
+                return ("socks5", "socks5h:// written as socks5://: Docker \(info.version ?? "") is built with \(info.goVersion!), whose proxy code knows no socks5h (Go 1.23 added it as a synonym); in Go, socks5:// already lets the proxy resolve names.")
+            }
+            learned = "Docker did not say which Go it is built with"
+        case .failure(let problem)?:
+            learned = "Docker's Go version could not be learned (\(problem))"
+        case nil:
+            learned = "Docker's Go version was not asked"
+        }
+        return ("socks5", "socks5h:// written as socks5://: \(learned); Go before 1.23 rejects socks5h, and in Go socks5:// already lets the proxy resolve names.")
+    }
+
     /// The drop-in that sends dockerd through `proxy`, with the password left for the user.
-    static func dropIn(proxy: EndpointURL, noProxy: [String]) -> String {
-        let url = proxyURLForDocker(proxy)
+    static func dropIn(proxy: EndpointURL, scheme: String? = nil, noProxy: [String]) -> String {
+        var url = proxyURLForDocker(proxy)
+        if let scheme { url = scheme + url.drop { $0 != ":" } }
         return """
         [Service]
         Environment="HTTP_PROXY=\(url)"
