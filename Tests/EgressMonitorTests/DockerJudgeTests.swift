@@ -181,9 +181,9 @@ struct DockerJudgeTests {
         var settings = DiscoverySettings.none
         settings.hostsTOML = true
         let config = Discovery(sources: sources, warn: { Issue.record("discovery: \($0)") }).apply(settings, to: base)
-        var mirror = try #require(config.targets.first { $0.discoveredFrom != nil }, "the override_path host was not discovered")
+        let mirror = try #require(config.targets.first { $0.discoveredFrom != nil }, "the override_path host was not discovered")
         #expect(mirror.registry.apiRoot == "/v2/proxy-project")
-        mirror.images = [try ImageReference.parse("alpine:3.20", officialPrefix: true).get()]
+        #expect(mirror.images.map(\.description) == ["library/alpine:3.20"], "a discovered mirror is probed on its upstream's images")
         let result = await ProbeEngine(config: config).probe(target: mirror, path: .direct)
         #expect(result.success, "\(result.failure.map(String.init(describing:)) ?? "")")
         #expect(result.registry?.digests["library/alpine:3.20"] == lab.current.digest)

@@ -96,6 +96,20 @@ import Testing
         #expect(s.mirrors.map(\.freshness.freshness) == [.current, .unknown])
     }
 
+    /// The hub answered but could not read a mirror's image (private, mistyped): the detail
+    /// says so rather than "not read on any path".
+    @Test func anUpstreamThatLacksTheImageIsNamedInTheDetail() {
+        var hub = RegistryObservation()
+        hub.referenceFailures[Self.image] = "manifest/http_not_found: HEAD library/alpine:latest answered 404 Not Found"
+        let results = [
+            ProbeResult(target: "dockerhub", path: "direct", startedAt: ReportTests.t0, duration: 0.1, phases: [:], failure: nil, registry: hub),
+            Self.ok("fresh", "direct", 0.2, digest: "sha256:new"),
+        ]
+        let f = FreshnessJudge.judge(config: Self.config, results: results)
+        #expect(f["fresh"]?.freshness == .unknown)
+        #expect(f["fresh"]?.detail.contains("dockerhub could not read it (manifest/http_not_found") == true, "\(f["fresh"]?.detail ?? "")")
+    }
+
     // MARK: the proxy scheme Docker understands
 
     @Test func socks5hIsWrittenAsSocks5UnlessDockersGoKnowsIt() {

@@ -85,9 +85,16 @@ public final class LabDocker: @unchecked Sendable {
     public static func start() async throws -> LabDocker {
         let pid = getpid()
         let directory = try Lab.makeDirectory("docker")
-        let netns = try LabNetns.create("advice-dj-\(pid)")
-        let base = (10 << 24) | (217 << 16) | ((Int(pid) >> 6 & 0xff) << 8) | ((Int(pid) & 0x3f) << 2)
+        removeStale()
+        let netns = try LabNetns.create("\(namespacePrefix)\(pid)")
         func ip(_ n: Int) -> String { "\(n >> 24 & 255).\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)" }
+        // A /30 in 10.217.0.0/16 chosen by the pid, moved on while another lab holds it.
+        var base = (10 << 24) | (217 << 16) | ((Int(pid) & 0x3fff) << 2)
+        for _ in 0..<64 {
+            let held = (try? Lab.run("ip", ["-o", "-4", "addr", "show", "to", "\(ip(base))/30"])) ?? ""
+            if held.isEmpty { break }
+            base = (10 << 24) | (217 << 16) | ((base + 4) & 0xffff)
+        }
         let host = ip(base + 1), peer = ip(base + 2)
         let hostInterface = "advh\(pid)", peerInterface = "advn\(pid)"
         var cleanup: [() -> Void] = [{ netns.delete() }, { _ = try? Lab.run("ip", ["link", "del", hostInterface]) }]
@@ -215,6 +222,23 @@ public final class LabDocker: @unchecked Sendable {
         _ = try? Lab.run("ip", ["link", "del", hostInterface])
         // dockerd's vfs layers are root-owned copies; the lab directory goes with them.
         Lab.removeDirectory(directory)
+    }
+
+    static let namespacePrefix = "advice-dj-"
+
+    /// Removes what a crashed run left behind: namespaces named after a pid that is no longer
+    /// alive (and whatever still runs in them), and their veth ends. A concurrent run's lab
+    /// (a live pid) is left alone.
+    static func removeStale() {
+        let names = ((try? Lab.run("ip", ["netns", "list"])) ?? "").split(separator: "\n")
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+            .filter { $0.hasPrefix(namespacePrefix) }
+        for name in names {
+            guard let pid = pid_t(name.dropFirst(namespacePrefix.count)), pid != getpid(),
+                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            LabNetns.delete(name: name)
+            _ = try? Lab.run("ip", ["link", "del", "advh\(pid)"])
+        }
     }
 
     /// `unshare -m` arguments that run `command` with `hostsFile` bind-mounted on /etc/hosts,

@@ -238,7 +238,7 @@ public struct Discovery {
             let name = DockerDaemonConfig.uniqueName("mirror-" + DockerDaemonConfig.sanitize(url.host), used: &used)
             var target = Target(name: name, kind: .mirror, url: EndpointURL(scheme: url.scheme, host: url.host, port: url.port),
                                 caFile: caFile,
-                                images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
+                                images: [],  // its upstream's, given by linkMirrorsToUpstreams
                                 discoveredFrom: path)
             // As containerd builds its requests: the URL's path then `/v2`, or with
             // override_path the path alone.

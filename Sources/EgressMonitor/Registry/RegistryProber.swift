@@ -69,13 +69,14 @@ struct RegistryProber: Prober {
     /// compared among themselves when no path reaches their upstream. Read once per manifest
     /// digest (content-addressed, so the answer never changes) and remembered; never on Docker
     /// Hub (its manifest GETs count as pulls). Best effort: a failure or a blob redirected to
-    /// another host leaves the time unknown and the round as it was. Its requests count in the
-    /// `manifest` phase's time the round they are made.
+    /// another host leaves the time unknown and the round as it was; a definite answer without
+    /// a time (a redirect, no `created`) is remembered too, so such a mirror is not asked again
+    /// every round. Its requests count in the `manifest` phase's time the round they are made.
     private func readCreated(_ image: ImageReference, manifestDigest: String, authorization: String?,
                              session: RegistrySession) async {
         let state = session.steps.registryState
         if let known = state.created(manifestDigest: manifestDigest) {
-            session.run.registry?.created[image.description] = known
+            if let time = known { session.run.registry?.created[image.description] = time }
             return
         }
         do throws(ProbeFailure) {
@@ -88,15 +89,18 @@ struct RegistryProber: Prober {
                     reference = platformManifest
                 } else {
                     config = Manifests.configDigest(of: manifest.body)
-                    if config == nil { return }
+                    if config == nil { state.store(created: nil, manifestDigest: manifestDigest); return }
                 }
             }
-            guard let config else { return }
+            guard let config else { state.store(created: nil, manifestDigest: manifestDigest); return }
             var headers: [(String, String)] = []
             if let authorization { headers.append(("Authorization", authorization)) }
             let blob = try await session.request("\(session.run.target.registry.apiRoot)/\(image.repository)/blobs/\(config)",
                                                  phase: .manifest, headers: headers, bodyLimit: 1024 * 1024)
-            guard blob.head.status == 200, let created = Manifests.created(ofConfig: blob.body) else { return }
+            guard blob.head.status == 200, let created = Manifests.created(ofConfig: blob.body) else {
+                state.store(created: nil, manifestDigest: manifestDigest)
+                return
+            }
             state.store(created: created, manifestDigest: manifestDigest)
             session.run.registry?.created[image.description] = created
         } catch {

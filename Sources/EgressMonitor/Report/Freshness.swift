@@ -36,8 +36,10 @@ public enum FreshnessJudge {
     public static func judge(config: AgentConfig, results: [ProbeResult]) -> [String: MirrorFreshness] {
         let mirrors = config.targets.filter { $0.kind == .mirror }
         var observed: [String: (digests: [String: String], created: [String: Double])] = [:]
+        var unreadable: [String: [String: String]] = [:]  // target → image → why it could not be read
         for r in results {
             guard let registry = r.registry else { continue }
+            for (image, why) in registry.referenceFailures { unreadable[r.target, default: [:]][image] = why }
             for (image, digest) in registry.digests { observed[r.target, default: ([:], [:])].digests[image] = digest }
             for (image, time) in registry.created { observed[r.target, default: ([:], [:])].created[image] = time }
         }
@@ -60,7 +62,9 @@ public enum FreshnessJudge {
                         : (image, .behind, "\(image): \(short(digest)), but \(upstream!) serves \(short(up))"))
                     continue
                 }
+                let upstreamFailure = upstream.flatMap { unreadable[$0]?[image] }
                 verdicts.append(amongPeers(mirror: mirror.name, image: image, digest: digest, upstream: upstream,
+                                           upstreamFailure: upstreamFailure,
                                            peers: peers.map { ($0.name, observed[$0.name]) }
                                                .compactMap { name, o in o.map { (name, $0.digests[image], $0.created[image]) } }
                                                .compactMap { name, d, c in d.map { (name, $0, c) } },
@@ -83,10 +87,10 @@ public enum FreshnessJudge {
 
     /// One image of a mirror judged against the other mirrors of its upstream, for when no
     /// path read the upstream's own digest.
-    static func amongPeers(mirror: String, image: String, digest: String, upstream: String?,
+    static func amongPeers(mirror: String, image: String, digest: String, upstream: String?, upstreamFailure: String? = nil,
                            peers: [(name: String, digest: String, created: Double?)],
                            created: Double?) -> (image: String, freshness: Freshness, detail: String) {
-        let why = upstream.map { "\($0) not read on any path" } ?? "no upstream"
+        let why = upstream.map { up in upstreamFailure.map { "\(up) could not read it (\($0))" } ?? "\(up) not read on any path" } ?? "no upstream"
         guard !peers.isEmpty else {
             return (image, .unknown, "\(image): \(why) and no other mirror to compare with")
         }
