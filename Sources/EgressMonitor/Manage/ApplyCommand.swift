@@ -85,12 +85,11 @@ extension CheckCommand {
     public static func json(_ results: [ProbeResult], config: AgentConfig) -> [UInt8] {
         guard let manage = config.manage else { return json(results) }
         let statuses = ApplyCommand.plans(config, results, manage: manage).map { ApplyCommand.status($0, stateDir: manage.stateDir) }
-        guard case .object(var o) = CheckJSON(
-            results: results.map { StatusReport.Entry(target: $0.target, path: $0.path, last: $0,
-                                                      lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
-            recommendations: recommendations(results)).json else { return json(results) }
+        // check's own document, with the block added: whatever else check prints stays as it is.
+        let plain = json(results)
+        guard case .object(var o)? = try? JSONValue.parse(plain) else { return plain }
         o["manage"] = .array(statuses.map(\.json))
-        return (JSONValue.object(o).prettyPrinted() ?? Array("{}".utf8)) + [10]
+        return (JSONValue.object(o).prettyPrinted() ?? plain.dropLast()) + [10]
     }
 }
 
