@@ -204,4 +204,36 @@ import EgressTestSupport
         #expect(Set(s.writes.list.withLock { $0.map(\.1) }) == ["daemon_json", "hosts_toml"])
         #expect(s.manager.status.map(\.kind) == [.daemonJSON, .hostsTOML])
     }
+
+    /// A fresh Docker host has no daemon.json: the agent creates it (mode 0644) with the key, and
+    /// keeps no original of a file that was not there. One that appears between the agent's look
+    /// and its write is not overwritten.
+    @Test func anAbsentDaemonJSONIsCreatedButNeverOverAFileThatAppeared() throws {
+        let s = try Self.setup("manage-absent", daemon: "{}", dwell: 0, extra: ", \"reload_docker\": false")
+        defer { Lab.removeDirectory(s.dir) }
+        try FileManager.default.removeItem(atPath: s.daemonJSON)
+        s.rounds(10, ["hub": true, "m1": true, "m2": false])
+        s.manager.tick()
+        #expect(s.text(s.daemonJSON) == "{\n  \"registry-mirrors\": [\n    \"\(Self.m1)\"\n  ]\n}\n")
+        var info = stat()
+        lstat(s.daemonJSON, &info)
+        #expect(info.st_mode & 0o7777 == 0o644)
+        #expect(!FileManager.default.fileExists(atPath: s.daemonJSON + ".egress-monitor.orig"))
+        #expect(s.metric(Catalogue.manageWrites, ["daemon_json", "written"]) == 1)
+
+        let other = s.dir + "/other.json"
+        let plan = FilePlan.make(.daemonJSON, path: other, proposed: [Self.m1])
+        #expect(plan.changes && plan.snapshot?.exists == false)
+        try "{\"debug\": true}".write(toFile: other, atomically: false, encoding: .utf8)
+        guard case .failure(.changedSinceRead) = ManagedFileWriter.write(plan.newBytes!, over: plan.snapshot!) else {
+            Issue.record("a file that appeared was overwritten")
+            return
+        }
+        #expect(s.text(other) == "{\"debug\": true}")
+        // Nothing qualifying: an absent file stays absent.
+        let none = FilePlan.make(.daemonJSON, path: s.dir + "/none.json", proposed: [])
+        #expect(!none.changes)
+        // Nor is a file created in a directory that does not exist.
+        #expect(FilePlan.make(.daemonJSON, path: s.dir + "/no/such/daemon.json", proposed: [Self.m1]).error != nil)
+    }
 }

@@ -32,6 +32,17 @@ public enum ManagedFileWriter {
         let mode: UInt32
         let owner: UInt32
         let group: UInt32
+        /// false for a file that does not exist yet (`absent`): written only by creating it.
+        public var exists = true
+
+        /// A file not there yet, in an existing directory: created with mode 0644 and the agent's
+        /// owner (root under the systemd drop-in), as dockerd's own config file is.
+        public static func absent(_ path: String) -> Snapshot {
+            var s = Snapshot(path: path, bytes: [], device: 0, inode: 0, size: 0, mtimeSeconds: 0, mtimeNanoseconds: 0,
+                             mode: 0o644, owner: geteuid(), group: getegid())
+            s.exists = false
+            return s
+        }
     }
 
     /// Reads the file at `path` (following a link) with its identity.
@@ -62,6 +73,13 @@ public enum ManagedFileWriter {
     /// Replaces the file `snapshot` was read from with `bytes`, keeping the original once.
     public static func write(_ bytes: [UInt8], over snapshot: Snapshot) -> Result<Void, ManageError> {
         let path = snapshot.path
+        if !snapshot.exists {
+            // Created only where nothing is: linked into place, which fails if the name appeared.
+            switch place(bytes, at: path, like: snapshot, replace: false, mustCreate: true) {
+            case .failure(.changedSinceRead): return .failure(.changedSinceRead("\(path) appeared since it was found absent; read again, not overwritten"))
+            case let other: return other
+            }
+        }
         // Someone else's edit since the read is never overwritten blindly.
         switch read(path) {
         case .failure(let e): return .failure(e)
@@ -84,7 +102,8 @@ public enum ManagedFileWriter {
 
     /// Writes `bytes` to a temporary file next to `target` with `like`'s mode and owner, fsyncs
     /// it, then renames it over `target` (`replace`) or links it there only when the name is free.
-    static func place(_ bytes: [UInt8], at target: String, like snapshot: Snapshot, replace: Bool) -> Result<Void, ManageError> {
+    static func place(_ bytes: [UInt8], at target: String, like snapshot: Snapshot, replace: Bool,
+                      mustCreate: Bool = false) -> Result<Void, ManageError> {
         let dir = SystemFile.directoryName(target)
         let base = target.split(separator: "/").last.map(String.init) ?? target
         var template = Array(((dir.isEmpty ? "" : (dir == "/" ? "/" : dir + "/")) + "." + base + ".egress-monitor.XXXXXX").utf8CString)
@@ -117,7 +136,10 @@ public enum ManagedFileWriter {
         if replace {
             guard rename(temp, target) == 0 else { return .failure(.io("cannot rename \(temp) to \(target): \(errnoText())")) }
         } else {
-            guard link(temp, target) == 0 || errno == EEXIST else { return .failure(.io("cannot keep the original as \(target): \(errnoText())")) }
+            if link(temp, target) != 0 {
+                if errno == EEXIST && mustCreate { return .failure(.changedSinceRead("\(target) exists")) }
+                guard errno == EEXIST else { return .failure(.io("cannot create \(target): \(errnoText())")) }
+            }
             _ = unlink(temp)
         }
         ok = true

@@ -33,17 +33,23 @@ public struct FilePlan: Sendable {
     public static func make(_ kind: ManagedFileKind, path: String, proposed: [String]?) -> FilePlan {
         let snapshot: ManagedFileWriter.Snapshot
         switch ManagedFileWriter.read(path) {
+        case .failure where kind == .daemonJSON && !SystemFile.exists(path) && SystemFile.exists(SystemFile.directoryName(path)):
+            // No daemon.json yet (a fresh Docker host): written as "{}" with the key added.
+            snapshot = .absent(path)
         case .failure(let e): return FilePlan(kind: kind, path: path, snapshot: nil, current: [], proposed: proposed, newBytes: nil, error: e)
         case .success(let s): snapshot = s
         }
         do throws(ManageError) {
             switch kind {
             case .daemonJSON:
-                let current = try DaemonJSONEdit.mirrors(in: snapshot.bytes) ?? []
+                let bytes = snapshot.exists ? snapshot.bytes : Array("{}\n".utf8)
+                let current = try DaemonJSONEdit.mirrors(in: bytes) ?? []
                 guard let proposed else { return FilePlan(kind: kind, path: path, snapshot: snapshot, current: current, proposed: nil, newBytes: nil, error: nil) }
-                let out = try DaemonJSONEdit.edit(snapshot.bytes, mirrors: proposed)
+                let out = try DaemonJSONEdit.edit(bytes, mirrors: proposed)
+                // An absent file is created only to list mirrors ([] would change nothing for dockerd).
+                let unchanged = snapshot.exists ? out == snapshot.bytes : proposed.isEmpty
                 return FilePlan(kind: kind, path: path, snapshot: snapshot, current: current, proposed: proposed,
-                                newBytes: out == snapshot.bytes ? nil : out, error: nil)
+                                newBytes: unchanged ? nil : out, error: nil)
             case .hostsTOML:
                 guard let text = String(validating: snapshot.bytes, as: UTF8.self) else { throw .unparsable("\(path) is not UTF-8 text") }
                 let current = try HostsTOMLEdit.hosts(in: text)
