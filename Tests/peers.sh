@@ -24,6 +24,7 @@ declare -A need=(
   [dockerd]=docker.io
   [ctr]=containerd
   [nsenter]=util-linux
+  [prometheus-alertmanager]=prometheus-alertmanager
 )
 missing=()
 for prog in "${!need[@]}"; do
