@@ -83,6 +83,11 @@ public enum Catalogue {
         help: "Blob bytes read by the blob phase.",
         type: .counter, labelNames: pair)
 
+    public static let referenceFailures = MetricFamily(
+        name: "egress_registry_reference_failures_total",
+        help: "Reads of a mirror's image on its upstream, for the digest comparison, that failed (the comparison is then absent; the upstream's own success is unaffected).",
+        type: .counter, labelNames: pair + ["image"])
+
     public static let buildInfo = MetricFamily(
         name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
     public static let configReloadSuccessful = MetricFamily(
@@ -100,7 +105,7 @@ public enum Catalogue {
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
         pathPreferred, pathUp, targetUp, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
-        blobThroughput, blobBytes,
+        blobThroughput, blobBytes, referenceFailures,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
     ] + ProcessCollector.families
 

@@ -299,7 +299,13 @@ case .suggest:
     let config = loadConfigOrExit(arguments.source)
     let style = TerminalStyle.detect(fd: 1)
     let results = await probeRound(config, CheckCommand.Options(), style: style)
-    let suggestion = SuggestCommand.analyse(config, results)
+    var suggestion = SuggestCommand.analyse(config, results)
+    if suggestion.proxy != nil {
+        // The drop-in is written in what the local Docker understands (its Go version).
+        var environment: [String: String] = [:]
+        if let host = getenv("DOCKER_HOST") { environment["DOCKER_HOST"] = String(cString: host) }
+        suggestion.docker = await DockerEngine.version(socketPath: DockerEngine.socketPath(environment: environment))
+    }
     printOut(SuggestCommand.render(suggestion, style: style))
     exit(SuggestCommand.exitStatus(suggestion))
 

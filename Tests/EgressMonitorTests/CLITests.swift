@@ -363,8 +363,10 @@ import EgressTestSupport
              "targets": [
                {"name": "dockerhub", "kind": "dockerhub", "url": "https://localhost:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
                 "blob_digest": "\(CheckLab.blobDigest)"},
-               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)"},
-               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab"},
+               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)",
+                "blob_digest": "\(CheckLab.blobDigest)"},
+               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
+                "blob_digest": "\(CheckLab.blobDigest)"},
                {"name": "mirror-busy", "kind": "mirror", "url": "https://127.0.0.1:\(lab.busyPort)", "ca_file": "\(ca)"}]}
             """)
         defer { Lab.removeDirectory(dir) }

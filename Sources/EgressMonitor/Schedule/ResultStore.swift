@@ -144,6 +144,9 @@ public final class ResultStore: Sendable {
         for (method, count) in registry.manifestRequests.sorted(by: { $0.key < $1.key }) {
             metrics.increment(Catalogue.manifestRequests, labels + [method], by: Double(count))
         }
+        for image in registry.referenceFailures.keys.sorted() {
+            metrics.increment(Catalogue.referenceFailures, labels + [image])
+        }
         if let blob = registry.blob {
             metrics.increment(Catalogue.blobBytes, labels, by: Double(blob.bytes))
             if let rate = blob.bytesPerSecond { metrics.set(Catalogue.blobThroughput, labels, rate) }
