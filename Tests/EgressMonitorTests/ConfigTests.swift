@@ -147,6 +147,8 @@ import EgressNet
         // The hub's own image stays its own; the mirror's others are read for the comparison only.
         #expect(config.targets[0].images.map(\.description) == ["library/alpine:latest"])
         #expect(config.targets[0].registry.referenceImages.map(\.description) == ["library/busybox:1.36"])
+        #expect(ValidateCommand.summary(config, source: "x.json").contains("image library/alpine:latest; reads library/busybox:1.36 for its mirrors' comparison only"),
+                "validate shows what the hub reads on its mirrors' behalf")
         #expect(config.targets[0].registry.manifestGetIntervalSeconds == 21_600)
         #expect(config.targets[0].registry.blobIntervalSeconds == 600)
         #expect(config.targets[0].registry.blobBytes == 4 * 1024 * 1024)

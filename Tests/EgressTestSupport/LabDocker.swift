@@ -347,7 +347,8 @@ public final class LabDocker: @unchecked Sendable {
     /// (`RepoDigests`); throws with docker's output when the pull fails.
     public func pull() async throws -> String {
         _ = try? await Lab.runAsync("docker", ["-H", "unix://" + dockerSocket, "rmi", "-f", reference])
-        try await Lab.runAsync("docker", ["-H", "unix://" + dockerSocket, "pull", reference])
+        // Bounded: a pull that hangs is a failure of this lab, never a hung suite.
+        try await Lab.runAsync("timeout", ["60", Lab.path(of: "docker")!, "-H", "unix://" + dockerSocket, "pull", reference])
         let digests = try await Lab.runAsync("docker", ["-H", "unix://" + dockerSocket, "image", "inspect",
                                                        "--format", "{{index .RepoDigests 0}}", reference])
         guard let at = digests.firstIndex(of: "@") else { throw LabError("no repo digest: \(digests)") }
@@ -357,7 +358,7 @@ public final class LabDocker: @unchecked Sendable {
     /// `ctr content fetch --hosts-dir DIR` of `reference` through dockerd's containerd, inside
     /// the lab; the manifest digest it resolved (from `ctr`'s verbose resolve line).
     public func ctrFetch(hostsDirectory: String) async throws -> String {
-        let output = try await runInside(["ctr", "--address", containerdSocket, "--namespace", "advice-lab", "content", "fetch",
+        let output = try await runInside(["timeout", "60", Lab.path(of: "ctr")!, "--address", containerdSocket, "--namespace", "advice-lab", "content", "fetch",
                                           "--hosts-dir", hostsDirectory, reference],
                                          environment: ["SSL_CERT_FILE": certs.caFile])
         // "docker.io/library/alpine:3.20: resolved |...|" then lines "manifest-sha256:...: done".
