@@ -22,7 +22,7 @@ import Testing
                            phases: [.dns: duration / 10, .connect: duration / 10, .tls: duration * 3 / 10, .http: duration / 2],
                            failure: nil, address: "127.0.0.1:5443",
                            tls: TLSSessionInfo(version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", earliestNotAfter: t0 + 86_400 * 30),
-                           httpStatus: 200, observation: digests.isEmpty ? nil : .registry(registry))
+                           httpStatus: 200, registry: digests.isEmpty ? nil : registry)
     }
 
     static func fail(_ target: String, _ path: String, _ phase: Phase, _ reason: FailureReason,
@@ -263,7 +263,8 @@ import Testing
         #expect(s.mirrors.map(\.target.name) == ["slow", "fast", "fast-half"])
         #expect(s.failedMirrors == ["limited"])
         #expect(s.behindMirrors.map(\.target.name) == ["stale"])
-        #expect(s.behindMirrors.first?.behind == ["library/alpine:latest"])
+        #expect(s.behindMirrors.first?.freshness.freshness == .behind)
+        #expect(s.mirrors.allSatisfy { $0.freshness.freshness == .unknown }, "no digests read: none compared")
         #expect(s.proxy?.path.name == "corp")
         #expect(SuggestCommand.exitStatus(s) == 0)
 
@@ -279,7 +280,8 @@ import Testing
         """))
         #expect(!text.contains("own.example"), "a registry of its own is not a mirror")
         #expect(text.contains("Left out, answered on no path: limited."))
-        #expect(text.contains("Left out, behind its upstream (dockerhub serves other digests for library/alpine:latest): stale."))
+        #expect(text.contains("Left out, behind: stale (library/alpine:latest: sha256:old, but dockerhub serves sha256:new)."))
+        #expect(text.contains("NOT COMPARED, freshness unknown"))
         #expect(!text.contains("\"https://stale.example\""))
         #expect(text.contains("fails directly (direct: tls/tls_reset) but works through proxy path corp (300 ms)"))
         #expect(text.contains("write /etc/systemd/system/docker.service.d/http-proxy.conf"))

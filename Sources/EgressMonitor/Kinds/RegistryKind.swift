@@ -54,6 +54,9 @@ struct RegistryKind: ProbeKind {
         for (method, count) in registry.manifestRequests.sorted(by: { $0.key < $1.key }) {
             metrics.increment(Catalogue.manifestRequests, labels + [method], by: Double(count))
         }
+        for image in registry.referenceFailures.keys.sorted() {
+            metrics.increment(Catalogue.referenceFailures, labels + [image])
+        }
         if let blob = registry.blob {
             metrics.increment(Catalogue.blobBytes, labels, by: Double(blob.bytes))
             if let rate = blob.bytesPerSecond { metrics.set(Catalogue.blobThroughput, labels, rate) }
@@ -83,6 +86,14 @@ public struct RegistryOptions: Sendable, Equatable {
     public var minThroughputBytesPerSecond: Double?
     /// The blob to read, instead of a layer taken from the manifest.
     public var blobDigest: String?
+    /// For an upstream: images its mirrors probe that it does not probe itself, read only so the
+    /// mirrors' digests can be compared. Their failures never fail this target's round (they
+    /// are the comparison's: `RegistryObservation.referenceFailures`).
+    public var referenceImages: [ImageReference] = []
+    /// Where the registry API is rooted on the target's host: `/v2`, or for a containerd
+    /// `hosts.toml` host, its URL path followed by `/v2`, or with `override_path = true` the
+    /// URL path alone (Harbor proxy-cache projects).
+    public var apiRoot = "/v2"
 
     public init() {}
 }
@@ -97,6 +108,14 @@ public struct RegistryObservation: Sendable, Equatable {
     public var blob: BlobMeasurement?
     /// Manifest requests sent this round, by method ("HEAD", "GET").
     public var manifestRequests: [String: Int] = [:]
+    /// When each image's build was made (the `created` time of its image config, Unix
+    /// seconds), read on mirrors so mirrors can be compared among themselves when no path
+    /// reaches their upstream. Absent when not read (Docker Hub's pull quota is never spent on it).
+    public var created: [String: Double] = [:]
+    /// Images read on a mirror's behalf (for the digest comparison) that the registry could not
+    /// answer for, with why (`manifest/http_not_found: ...`). They never fail this target's
+    /// round: the comparison they were for is absent instead.
+    public var referenceFailures: [String: String] = [:]
 
     public init() {}
 }
@@ -187,5 +206,15 @@ final class RegistryDigests: Sendable {
             return stale
         }
         for image in stale { metrics.remove(Catalogue.manifestDigestMatch, labels + [image]) }
+    }
+}
+
+extension ProbeResult {
+    /// A registry round's result: its observation is `.registry(registry)` (nil: none).
+    public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
+                failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil,
+                registry: RegistryObservation?) {
+        self.init(target: target, path: path, startedAt: startedAt, duration: duration, phases: phases, failure: failure,
+                  address: address, tls: tls, httpStatus: httpStatus, observation: registry.map { .registry($0) })
     }
 }
