@@ -72,6 +72,10 @@ public enum Catalogue {
         name: "egress_blob_bytes_total",
         help: "Blob bytes read by the blob phase.",
         type: .counter, labelNames: pair)
+    public static let probeIPProtocol = MetricFamily(
+        name: "egress_probe_ip_protocol",
+        help: "4 or 6: the IP family of the connection that carried the last probe round (as blackbox_exporter's probe_ip_protocol).",
+        type: .gauge, labelNames: pair)
 
     public static let buildInfo = MetricFamily(
         name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
@@ -90,7 +94,7 @@ public enum Catalogue {
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
         pathPreferred, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
-        blobThroughput, blobBytes,
+        blobThroughput, blobBytes, probeIPProtocol,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
     ] + ProcessCollector.families
 

@@ -64,6 +64,27 @@ import EgressNet
         #expect(config.pairs.map { "\($0.target.name)/\($0.path.name)" } == ["a/vpn", "b/direct", "b/vpn"])
     }
 
+    /// `ip_family` pins a path; `validate` shows it, and says where a proxy resolves the target
+    /// itself so the pin cannot apply to it.
+    @Test func pathsPinnedToAFamily() throws {
+        let config = try Self.decode("""
+        {"paths": [{"name": "direct-v4", "ip_family": "ipv4"}, {"name": "direct-v6", "ip_family": "ipv6"},
+                   {"name": "corp-v6", "proxy": "http://proxy.corp:3128", "ip_family": "ipv6"},
+                   {"name": "clash-v6", "proxy": "socks5h://127.0.0.1:7890", "ip_family": "ipv4"},
+                   {"name": "socks-v6", "proxy": "socks5://proxy.corp:1080", "ip_family": "ipv6"}, {"name": "both"}],
+         "targets": [{"name": "hub", "kind": "dockerhub"}]}
+        """)
+        #expect(config.paths.map(\.ipFamily) == [.ipv4, .ipv6, .ipv6, .ipv4, .ipv6, nil])
+        #expect(config.paths.map(\.ipFamilyNote) == [
+            nil, nil, "note: ip_family pins only the proxy's own name; the HTTP proxy resolves the target itself",
+            "note: ip_family ipv4 cannot apply: the proxy is an address and the SOCKS5 proxy resolves the target itself",
+            nil, nil,
+        ])
+        let summary = ValidateCommand.summary(config, source: "c.json")
+        #expect(summary.contains("direct-v6  direct, ipv6 only"), "\(summary)")
+        #expect(summary.contains("cannot apply: the proxy is an address"), "\(summary)")
+    }
+
     /// Bad configs, each with the exact message a person sees: the JSON path, then what was expected.
     @Test(arguments: [
         (#"{"targets": [{"name": "x", "kind": "registry"}]}"#, ["targets[0].url: required for kind registry"]),
@@ -125,6 +146,12 @@ import EgressNet
          ["targets[0].image: only registry targets (dockerhub, mirror, registry) probe images"]),
         (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://r.example", "ca_file": "/nonexistent/ca.pem"}]}"#,
          ["targets[0].ca_file: cannot read /nonexistent/ca.pem"]),
+        (#"{"paths": [{"name": "p", "ip_family": "inet6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"paths[0].ip_family: "inet6" is not "ipv4" or "ipv6""#]),
+        (#"{"paths": [{"name": "p", "source_address": "10.0.0.2", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["paths[0].ip_family: ipv6 cannot be dialed from source_address 10.0.0.2"]),
+        (#"{"paths": [{"name": "p", "proxy": "http://10.0.0.1:3128", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["paths[0].ip_family: ipv6 cannot be dialed to the proxy's address 10.0.0.1"]),
         (#"{"targets": []}"#, ["targets: must name at least one target"]),
         (#"{}"#, ["targets: required"]),
         (#"[]"#, ["expected an object, found an array"]),

@@ -97,14 +97,31 @@ public struct EgressPath: Sendable, Equatable {
     public let kind: Kind
     /// Where a discovered path came from ("environment", a file path); nil when configured.
     public let discoveredFrom: String?
+    /// `"ip_family"`: the names this host resolves for the path are asked, and dialed, in this
+    /// family only (nil: both, as Go's dialer). Through an HTTP proxy or socks5h:// the proxy
+    /// resolves the target, so it pins only the proxy's own name.
+    public let ipFamily: IPFamily?
 
-    public init(name: String, kind: Kind, discoveredFrom: String? = nil) {
+    public init(name: String, kind: Kind, discoveredFrom: String? = nil, ipFamily: IPFamily? = nil) {
         self.name = name
         self.kind = kind
         self.discoveredFrom = discoveredFrom
+        self.ipFamily = ipFamily
     }
 
     public static let direct = EgressPath(name: "direct", kind: .direct)
+
+    /// Where `ip_family` cannot apply on this path (`validate` prints it): the proxy resolves
+    /// the target's name itself, so only the proxy's own name is pinned, or nothing is.
+    public var ipFamilyNote: String? {
+        guard let family = ipFamily, case .proxy(let proxy) = kind else { return nil }
+        if proxy.scheme == "socks5" { return nil }  // this host resolves the target: pinned
+        let resolver = proxy.scheme == "socks5h" ? "the SOCKS5 proxy" : "the HTTP proxy"
+        if proxy.ipLiteral != nil {
+            return "note: ip_family \(family.rawValue) cannot apply: the proxy is an address and \(resolver) resolves the target itself"
+        }
+        return "note: ip_family pins only the proxy's own name; \(resolver) resolves the target itself"
+    }
 }
 
 /// What a target is, which decides how deep its probe goes.

@@ -294,7 +294,28 @@ struct Validator {
     static let proxySchemes = ["http", "https", "socks5", "socks5h"]
 
     mutating func path(_ item: JSONValue, at path: String, seen: inout Set<String>) -> EgressPath? {
-        guard let dict = object(item, at: path, fields: ["name", "interface", "source_address", "proxy"]) else { return nil }
+        guard let dict = object(item, at: path, fields: ["name", "interface", "source_address", "proxy", "ip_family"]) else { return nil }
+        var family: IPFamily?
+        if let text = string(dict, "ip_family", at: path) {
+            guard let f = IPFamily(rawValue: text) else {
+                fail(join(path, "ip_family"), "\"\(text)\" is not \"ipv4\" or \"ipv6\"")
+                return nil
+            }
+            family = f
+        }
+        guard let kind = pathKind(dict, at: path, seen: &seen) else { return nil }
+        if let family, case .sourceAddress(let ip) = kind.kind, !family.contains(ip) {
+            fail(join(path, "ip_family"), "\(family.rawValue) cannot be dialed from source_address \(ip)")
+            return nil
+        }
+        if let family, case .proxy(let url) = kind.kind, let ip = url.ipLiteral, !family.contains(ip) {
+            fail(join(path, "ip_family"), "\(family.rawValue) cannot be dialed to the proxy's address \(ip)")
+            return nil
+        }
+        return EgressPath(name: kind.name, kind: kind.kind, ipFamily: family)
+    }
+
+    private mutating func pathKind(_ dict: [String: JSONValue], at path: String, seen: inout Set<String>) -> (name: String, kind: EgressPath.Kind)? {
         let name = self.name(dict, at: path, seen: &seen)
         let interface = string(dict, "interface", at: path)
         let source = string(dict, "source_address", at: path)
@@ -310,14 +331,14 @@ struct Validator {
                 fail(join(path, "interface"), "\"\(interface)\" is not an interface name (1 to 15 characters, no '/' or spaces)")
                 return nil
             }
-            return EgressPath(name: name, kind: .interface(interface))
+            return (name, .interface(interface))
         }
         if let source {
             guard let ip = IPAddress(source) else {
                 fail(join(path, "source_address"), "\"\(source)\" is not an IP address")
                 return nil
             }
-            return EgressPath(name: name, kind: .sourceAddress(ip))
+            return (name, .sourceAddress(ip))
         }
         if let proxy {
             if let scheme = Self.scheme(of: proxy), !Self.proxySchemes.contains(scheme) {
@@ -337,10 +358,10 @@ struct Validator {
                     fail(join(path, "proxy"), "a proxy URL has no path (found \"\(url.path)\")")
                     return nil
                 }
-                return EgressPath(name: name, kind: .proxy(url))
+                return (name, .proxy(url))
             }
         }
-        return EgressPath(name: name, kind: .direct)
+        return (name, .direct)
     }
 
     /// The lower-cased scheme of a URL written as text, if it has one.

@@ -29,13 +29,14 @@ struct Dialer {
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
             if let literal = IPAddress(host) {
+                try Self.checkFamily(of: literal, host: host, path: run.path)
                 addresses = [literal]
             } else {
                 let trusted = resolvers.first { $0.trusted }
                 let publicHost = host == run.target.url.host && run.target.isPublic
                 addresses = try await run.phase(.dns) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
-                                                         binding: binding, deadline: deadline)
+                                                         binding: binding, family: run.path.ipFamily, deadline: deadline)
                 }
             }
             return try await run.phase(.connect) { deadline throws(ProbeFailure) in
@@ -59,7 +60,8 @@ struct Dialer {
             try await run.phase(.dns) { deadline throws(ProbeFailure) in
                 if proxyAddresses.isEmpty {
                     do throws(ProbeFailure) {
-                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none, deadline: deadline)
+                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none,
+                                                                      family: run.path.ipFamily, deadline: deadline)
                     } catch {
                         throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
                     }
@@ -67,7 +69,8 @@ struct Dialer {
                 if localResolution && targetAddress == nil {
                     targetAddress = try await resolution.resolveForProbe(
                         host, resolver: targetResolver, trusted: resolvers.first { $0.trusted },
-                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none, deadline: deadline).first
+                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
+                        family: run.path.ipFamily, deadline: deadline).first
                 }
             }
         }
@@ -80,6 +83,9 @@ struct Dialer {
         } catch {
             throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
         }
+        // The family toward the target where this host knows it (SOCKS5 resolved here), else
+        // the family of the connection to the proxy.
+        if let targetAddress { run.ipProtocol = IPFamily(of: targetAddress).number }
         let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
         return try await run.phase(.proxy) { deadline throws(ProbeFailure) in
             var toProxy: any ByteStream = socket
@@ -127,32 +133,29 @@ struct Dialer {
         }
     }
 
-    /// Tries the addresses in order; each attempt gets an equal share of the time left, so one
-    /// blackholed address cannot use up the whole phase. The last failure is the one reported.
+    /// Dials as Go's net.Dialer does (``HappyEyeballs``: RFC 6724 order, the other family 300 ms
+    /// later, first connection wins); records the address that won.
     func connect(_ addresses: [SocketAddress], binding: SocketBinding, deadline: Deadline,
                  run: ProbeRun) async throws(ProbeFailure) -> Socket {
-        var last = ProbeFailure(.connect, .tcpTimeout, "no address to connect to")
-        for (i, address) in addresses.enumerated() {
-            let share = deadline.remainingSeconds / Double(addresses.count - i)
-            let attemptDeadline = deadline.capped(atSecondsFromNow: share)
-            let socket: Socket
-            do {
-                socket = try binding.makeSocket(for: address)
-            } catch {
-                throw Self.setupFailure(error, path: run.path)
-            }
-            do {
-                try await socket.connect(to: address, deadline: attemptDeadline)
-                socket.setNoDelay()
-                run.address = address.description
-                return socket
-            } catch {
-                socket.close()
-                last = Self.failure(for: error, address: address)
-                if case .cancelled = error { throw last }
+        do {
+            let dialed = try await HappyEyeballs(binding: binding).connect(addresses, deadline: deadline)
+            run.address = dialed.address.description
+            run.ipProtocol = IPFamily(of: dialed.address.ip).number
+            return dialed.socket
+        } catch {
+            switch error {
+            case .setup(let e): throw Self.setupFailure(e, path: run.path)
+            case .noSuitableAddress(let why):
+                throw ProbeFailure(.connect, .pathSetupFailed, "cannot connect over path \(run.path.name): \(why)")
+            case .connect(let address, let e): throw Self.failure(for: e, address: address)
             }
         }
-        throw last
+    }
+
+    /// A literal address of the family the path is not pinned to fails before any packet.
+    static func checkFamily(of literal: IPAddress, host: String, path: EgressPath) throws(ProbeFailure) {
+        guard let family = path.ipFamily, !family.contains(literal) else { return }
+        throw ProbeFailure(.dns, .dnsNoAddress, "\(host) is not an \(family == .ipv4 ? "IPv4" : "IPv6") address, and path \(path.name) is pinned to \(family.rawValue)")
     }
 
     static func failure(for error: NetError, address: SocketAddress) -> ProbeFailure {

@@ -42,16 +42,16 @@ public final class NameResolution: Sendable {
     ///   (Large CDNs answer differently per resolver, so only an opt-in trusted resolver is
     ///   compared, and only complete disagreement counts.)
     public func resolveForProbe(_ host: String, resolver: ResolverConfig, trusted: ResolverConfig?,
-                                publicHost: Bool, binding: SocketBinding,
+                                publicHost: Bool, binding: SocketBinding, family: IPFamily? = nil,
                                 deadline: Deadline) async throws(ProbeFailure) -> [IPAddress] {
-        let addresses = try await resolve(host, resolver: resolver, binding: binding, deadline: deadline)
+        let addresses = try await resolve(host, resolver: resolver, binding: binding, family: family, deadline: deadline)
         let bad = addresses.filter { publicHost ? $0.isBogonForPublicHost || $0.isUnspecified : $0.isUnspecified }
         if !bad.isEmpty {
             throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
                                "\(host) resolved to \(bad.map(\.description).joined(separator: ", ")), which \(publicHost ? "a public host cannot have" : "no host can be reached at") (poisoned answer?)")
         }
         if let trusted, trusted.name != resolver.name,
-           let reference = try? await resolve(host, resolver: trusted, binding: binding, deadline: deadline),
+           let reference = try? await resolve(host, resolver: trusted, binding: binding, family: family, deadline: deadline),
            !reference.isEmpty, Set(reference).isDisjoint(with: addresses) {
             throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
                                "\(host): \(resolver.name) answered \(addresses.map(\.description).joined(separator: ", ")), trusted resolver \(trusted.name) answered \(reference.map(\.description).joined(separator: ", ")): no address in common (poisoned answer?)")
@@ -59,30 +59,33 @@ public final class NameResolution: Sendable {
         return addresses
     }
 
-    /// Resolves `host` with `resolver`.
-    public func resolve(_ host: String, resolver: ResolverConfig, binding: SocketBinding,
+    /// Resolves `host` with `resolver`; with a `family`, to addresses of that family only.
+    public func resolve(_ host: String, resolver: ResolverConfig, binding: SocketBinding, family: IPFamily? = nil,
                         deadline: Deadline) async throws(ProbeFailure) -> [IPAddress] {
         let client: DNSClient
         if let address = resolver.address {
             client = DNSClient(servers: [address], timeoutPerTry: 2, attempts: 2, binding: binding)
         } else {
             let files = systemFiles()
-            let fromHosts = files.hosts.addresses(for: host)
+            let fromHosts = files.hosts.addresses(for: host).filter { family?.contains($0) ?? true }
             if !fromHosts.isEmpty { return fromHosts }
             client = DNSClient(servers: files.resolvConf.nameservers.map { SocketAddress(ip: $0, port: 53) },
                                timeoutPerTry: Double(files.resolvConf.timeoutSeconds),
                                attempts: files.resolvConf.attempts, binding: binding)
         }
         do {
-            return try await client.resolve(host, deadline: deadline)
+            return try await client.resolve(host, family: family, deadline: deadline)
         } catch {
-            throw Self.failure(for: error, host: host, resolver: resolver)
+            throw Self.failure(for: error, host: host, resolver: resolver, family: family)
         }
     }
 
-    static func failure(for error: DNSLookupError, host: String, resolver: ResolverConfig) -> ProbeFailure {
+    static func failure(for error: DNSLookupError, host: String, resolver: ResolverConfig, family: IPFamily? = nil) -> ProbeFailure {
         let who = resolver.address.map { "resolver \(resolver.name) (\($0))" } ?? "the system resolver"
-        let detail = "\(host) via \(who): \(error)"
+        var detail = "\(host) via \(who): \(error)"
+        if let family, error == .noAddress {
+            detail = "\(host) via \(who): the name has no \(family == .ipv4 ? "A" : "AAAA") record, and the path is pinned to \(family.rawValue)"
+        }
         switch error {
         case .nxdomain: return ProbeFailure(.dns, .dnsNXDomain, detail)
         case .servfail: return ProbeFailure(.dns, .dnsServFail, detail)

@@ -49,7 +49,7 @@ public struct ProbeEngine: Sendable {
         return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
                            duration: MonotonicClock.seconds(since: start), phases: run.phases,
                            failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus,
-                           registry: run.registry)
+                           registry: run.registry, ipProtocol: run.ipProtocol)
     }
 }
 

@@ -14,7 +14,8 @@ public enum ValidateCommand {
 
         out += "  paths:\n"
         out += columns(config.paths.map { p in
-            [p.name, describe(p.kind), p.discoveredFrom.map { "discovered from \($0)" } ?? ""]
+            [p.name, describe(p.kind) + (p.ipFamily.map { ", \($0.rawValue) only" } ?? ""),
+             p.discoveredFrom.map { "discovered from \($0)" } ?? "", p.ipFamilyNote ?? ""]
         }, indent: "    ")
         out += "  targets:\n"
         out += columns(config.targets.map { t in

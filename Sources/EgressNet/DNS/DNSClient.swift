@@ -48,10 +48,12 @@ public struct DNSClient: Sendable {
         self.binding = binding
     }
 
-    /// Resolves `name` to its addresses, asking A and AAAA at once; IPv4 first.
-    public func resolve(_ name: String, deadline: Deadline) async throws(DNSLookupError) -> [IPAddress] {
-        async let v4 = outcome(name, .a, deadline: deadline)
-        async let v6 = outcome(name, .aaaa, deadline: deadline)
+    /// Resolves `name` to its addresses, asking A and AAAA at once; IPv4 first. A `family`
+    /// asks only its own type (a path pinned to IPv4 or IPv6 never sees the other).
+    public func resolve(_ name: String, family: IPFamily? = nil, deadline: Deadline) async throws(DNSLookupError) -> [IPAddress] {
+        let skipped: Result<[IPAddress], DNSLookupError> = .success([])
+        async let v4 = family == .ipv6 ? skipped : outcome(name, .a, deadline: deadline)
+        async let v6 = family == .ipv4 ? skipped : outcome(name, .aaaa, deadline: deadline)
         let (a, aaaa) = await (v4, v6)
         var addresses: [IPAddress] = []
         if case .success(let list) = a { addresses += list }
