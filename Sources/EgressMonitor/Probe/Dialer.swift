@@ -15,11 +15,15 @@ struct Dialer {
         }
     }
 
-    func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
+    /// A stream to `host`:`port` over the probe's path. `countedAs` is the phase this runs
+    /// inside when it is a second connection (the token realm's, a CDN's): its steps are then
+    /// counted as that phase (`ProbeRun.phase`).
+    func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun,
+              countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
         let binding = Self.binding(for: run.path)
         switch run.path.kind {
         case .proxy(let proxy):
-            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run)
+            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run, countedAs: outer)
         case .direct, .interface, .sourceAddress:
             // A path that cannot be set up fails as such, before its DNS query (which follows
             // the path) could report the same cause as a resolver failure.
@@ -34,31 +38,33 @@ struct Dialer {
             } else {
                 let trusted = resolvers.first { $0.trusted }
                 let publicHost = host == run.target.url.host && run.target.isPublic
-                addresses = try await run.phase(.dns) { deadline throws(ProbeFailure) in
+                addresses = try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
                                                          binding: binding, family: run.path.ipFamily, deadline: deadline)
                 }
             }
-            return try await run.phase(.connect) { deadline throws(ProbeFailure) in
+            return try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(addresses.map { SocketAddress(ip: $0, port: port) }, binding: binding,
                                   deadline: deadline, run: run)
             }
         }
     }
 
-    /// Through a proxy: `dns` resolves what this host must resolve itself (the proxy's name,
-    /// and the target's for socks5://, where the agent resolves), `connect` reaches the proxy,
-    /// `proxy` is the TLS to an https:// proxy plus the CONNECT or SOCKS5 exchange. A proxy that
-    /// cannot be reached fails as `proxy`/`proxy_connect_failed`: the path's proxy is down.
+    /// Through a proxy, in three steps, each in the phase named where it runs. What fails on the
+    /// way to the proxy itself (its name, its port, its TLS) is the path's proxy being down:
+    /// `proxy`/`proxy_connect_failed`, whichever phase was timing it.
     func openThroughProxy(_ proxy: EndpointURL, host: String, port: UInt16, resolverName: String?,
-                          run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
-        let targetResolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
-        let localResolution = proxy.scheme == "socks5"
+                          run: ProbeRun, countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+        // 1. dns: what this host must resolve itself: the proxy's name unless it is an IP
+        //    literal, and for socks5:// the target's (socks5h:// and CONNECT send the name).
         var proxyAddresses = proxy.ipLiteral.map { [$0] } ?? []
-        var targetAddress: IPAddress? = IPAddress(host)
-        if proxyAddresses.isEmpty || (localResolution && targetAddress == nil) {
-            try await run.phase(.dns) { deadline throws(ProbeFailure) in
-                if proxyAddresses.isEmpty {
+        var targetAddress = IPAddress(host)
+        let resolveProxy = proxyAddresses.isEmpty
+        let resolveTarget = proxy.scheme == "socks5" && targetAddress == nil
+        if resolveProxy || resolveTarget {
+            let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
+            try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
+                if resolveProxy {
                     do throws(ProbeFailure) {
                         proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none,
                                                                       family: run.path.ipFamily, deadline: deadline)
@@ -66,58 +72,71 @@ struct Dialer {
                         throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
                     }
                 }
-                if localResolution && targetAddress == nil {
+                if resolveTarget {
                     targetAddress = try await resolution.resolveForProbe(
-                        host, resolver: targetResolver, trusted: resolvers.first { $0.trusted },
+                        host, resolver: resolver, trusted: resolvers.first { $0.trusted },
                         publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
                         family: run.path.ipFamily, deadline: deadline).first
                 }
             }
         }
+        // 2. connect: to the proxy.
         let socket: Socket
         do throws(ProbeFailure) {
-            socket = try await run.phase(.connect) { deadline throws(ProbeFailure) in
+            socket = try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(proxyAddresses.map { SocketAddress(ip: $0, port: proxy.port) }, binding: .none,
                                   deadline: deadline, run: run)
             }
         } catch {
             throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
         }
-        // The family toward the target where this host knows it (SOCKS5 resolved here), else
-        // the family of the connection to the proxy.
+        // The family toward the target where this host knows it (socks5://), else the proxy's.
         if let targetAddress { run.ipProtocol = IPFamily(of: targetAddress).number }
-        let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
-        return try await run.phase(.proxy) { deadline throws(ProbeFailure) in
-            var toProxy: any ByteStream = socket
+        // 3. proxy: TLS to an https:// proxy, then the CONNECT or SOCKS5 exchange.
+        let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
+        return try await run.phase(.proxy, countedAs: outer) { deadline throws(ProbeFailure) in
+            let toProxy: any ByteStream
             do throws(ProbeFailure) {
-                if proxy.scheme == "https" {
-                    do {
-                        let context = try TLSContext.client(caFile: nil)
-                        toProxy = try await TLSConnection.handshake(over: socket, context: context,
-                                                                    serverName: proxy.ipLiteral == nil ? proxy.host : nil,
-                                                                    ipAddress: proxy.ipLiteral, deadline: deadline)
-                    } catch {
-                        throw ProbeFailure(.proxy, .proxyConnectFailed, "TLS to the proxy \(proxy): \(error)")
-                    }
-                }
-                do throws(ProxyError) {
-                    switch proxy.scheme {
-                    case "socks5", "socks5h":
-                        let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
-                        return try await SOCKS5Tunnel.open(over: toProxy, to: destination, port: port,
-                                                           credentials: credentials, deadline: deadline)
-                    default:
-                        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-                        return try await HTTPConnectTunnel.open(over: toProxy, authority: authority,
-                                                                credentials: credentials, deadline: deadline)
-                    }
-                } catch {
-                    throw Self.failure(for: error, proxy: proxy)
-                }
+                toProxy = try await proxyTLS(over: socket, proxy: proxy, deadline: deadline)
             } catch {
-                toProxy.close()
+                socket.close()
                 throw error
             }
+            do throws(ProxyError) {
+                return try await Self.tunnel(over: toProxy, proxy: proxy, destination: destination, host: host, port: port,
+                                             deadline: deadline)
+            } catch {
+                toProxy.close()
+                throw Self.failure(for: error, proxy: proxy)
+            }
+        }
+    }
+
+    /// TLS to an https:// proxy (trusted as the system trusts); the socket itself for others.
+    private func proxyTLS(over socket: Socket, proxy: EndpointURL, deadline: Deadline) async throws(ProbeFailure) -> any ByteStream {
+        guard proxy.scheme == "https" else { return socket }
+        do {
+            let context = try TLSContext.client(caFile: nil)
+            return try await TLSConnection.handshake(over: socket, context: context,
+                                                     serverName: proxy.ipLiteral == nil ? proxy.host : nil,
+                                                     ipAddress: proxy.ipLiteral, deadline: deadline)
+        } catch {
+            throw ProbeFailure(.proxy, .proxyConnectFailed, "TLS to the proxy \(proxy): \(error)")
+        }
+    }
+
+    /// The SOCKS5 or CONNECT exchange that turns the stream to the proxy into one to the target.
+    private static func tunnel(over toProxy: any ByteStream, proxy: EndpointURL, destination: SOCKS5Tunnel.Destination,
+                               host: String, port: UInt16, deadline: Deadline) async throws(ProxyError) -> any ByteStream {
+        let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
+        switch proxy.scheme {
+        case "socks5", "socks5h":
+            return try await SOCKS5Tunnel.open(over: toProxy, to: destination, port: port,
+                                               credentials: credentials, deadline: deadline)
+        default:
+            let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            return try await HTTPConnectTunnel.open(over: toProxy, authority: authority,
+                                                    credentials: credentials, deadline: deadline)
         }
     }
 
@@ -134,7 +153,7 @@ struct Dialer {
     }
 
     /// Dials as Go's net.Dialer does (``HappyEyeballs``: RFC 6724 order, the other family 300 ms
-    /// later, first connection wins); records the address that won.
+    /// later, first connection wins); records the address that won and its family.
     func connect(_ addresses: [SocketAddress], binding: SocketBinding, deadline: Deadline,
                  run: ProbeRun) async throws(ProbeFailure) -> Socket {
         do {
