@@ -22,6 +22,9 @@ declare -A need=(
   [systemd-analyze]=systemd
   [python3]=python3
   [prometheus-alertmanager]=prometheus-alertmanager
+  [dnsdist]=dnsdist
+  [unbound]=unbound
+  [unbound-checkconf]=unbound
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -133,7 +133,7 @@ import EgressNet
         (#"{"listen": "localhost", "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"listen: "localhost" is not HOST:PORT with an IP address host (e.g. 0.0.0.0:9469, [::]:9469, 127.0.0.1:9469)"#]),
         (#"{"resolvers": [{"name": "lab"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         [#"resolvers[0].address: required for a resolver other than "system" (e.g. "223.5.5.5" or "127.0.0.1:5353")"#]),
+         [#"resolvers[0].address: required for a resolver other than "system" (e.g. "223.5.5.5" or "127.0.0.1:5353"), unless it has "dot" or "doh""#]),
         (#"{"resolvers": [{"name": "lab", "address": "dns.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"resolvers[0].address: "dns.example" is not an IP address with an optional port (e.g. 223.5.5.5, 127.0.0.1:5353, [2400:3200::1]:53)"#]),
         (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://user:pw@reg.example"}]}"#,

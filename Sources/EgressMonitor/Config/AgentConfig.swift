@@ -64,21 +64,69 @@ public enum ConfigDefaults {
     public static let dockerHubRegistry = "https://registry-1.docker.io"
 }
 
-/// A DNS resolver: the system's (resolv.conf and /etc/hosts) or one at an address.
+/// A DNS resolver: the system's (resolv.conf and /etc/hosts), one at an address (plain DNS),
+/// or an encrypted one (DNS over TLS or HTTPS).
 public struct ResolverConfig: Sendable, Equatable {
     public let name: String
-    /// nil for `system`.
+    /// A plain resolver's address; nil for `system` and encrypted resolvers.
     public let address: SocketAddress?
     /// Answers from a trusted resolver are the reference other resolvers' answers are compared with.
     public let trusted: Bool
+    /// DNS over TLS or HTTPS; nil for plain resolvers.
+    public let encrypted: EncryptedResolver?
 
-    public init(name: String, address: SocketAddress?, trusted: Bool = false) {
+    public init(name: String, address: SocketAddress?, trusted: Bool = false, encrypted: EncryptedResolver? = nil) {
         self.name = name
         self.address = address
         self.trusted = trusted
+        self.encrypted = encrypted
+    }
+
+    /// "system", "plain", "dot" or "doh" (what `validate` prints).
+    public var kindName: String { encrypted?.kind.rawValue ?? (address == nil ? "system" : "plain") }
+
+    /// Where the resolver is, for details and `validate`.
+    public var location: String? {
+        if let address { return address.description }
+        guard let e = encrypted else { return nil }
+        switch e.kind {
+        case .dot: return e.connectAddress?.description
+        case .doh: return e.url?.description
+        }
     }
 
     public static let system = ResolverConfig(name: "system", address: nil)
+}
+
+/// A DNS-over-TLS (`"dot": "IP[:853]"`, `"tls_name"`) or DNS-over-HTTPS (`"doh":
+/// "https://host[:port]/dns-query"`, optional `"address"`) resolver.
+public struct EncryptedResolver: Sendable, Equatable {
+    public enum Kind: String, Sendable { case dot, doh }
+    public let kind: Kind
+    /// DoT: the resolver's address. DoH: `address` with the URL's port, or nil when the URL's
+    /// host is resolved by the system resolver.
+    public let connectAddress: SocketAddress?
+    /// The name its certificate must carry and SNI: DoT's `tls_name` (nil: the certificate must
+    /// name the address), DoH's URL host.
+    public let serverName: String?
+    /// DoH's URL.
+    public let url: EndpointURL?
+    /// A CA bundle for its certificate; nil: the system's trust store.
+    public let caFile: String?
+
+    public init(kind: Kind, connectAddress: SocketAddress?, serverName: String?, url: EndpointURL? = nil, caFile: String? = nil) {
+        self.kind = kind
+        self.connectAddress = connectAddress
+        self.serverName = serverName
+        self.url = url
+        self.caFile = caFile
+    }
+
+    /// The host and port a connection to it opens (an address, or the DoH URL's host).
+    public var endpoint: (host: String, port: UInt16) {
+        if let connectAddress { return (connectAddress.ip.description, connectAddress.port) }
+        return (url?.host ?? "", url?.port ?? 443)
+    }
 }
 
 /// A way out of the host.

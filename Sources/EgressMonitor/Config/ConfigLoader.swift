@@ -269,7 +269,7 @@ struct Validator {
     // MARK: resolvers
 
     mutating func resolver(_ item: JSONValue, at path: String, seen: inout Set<String>) -> ResolverConfig? {
-        guard let dict = object(item, at: path, fields: ["name", "address", "trusted"]) else { return nil }
+        guard let dict = object(item, at: path, fields: ["name", "address", "trusted", "dot", "tls_name", "doh", "ca_file"]) else { return nil }
         let name = self.name(dict, at: path, seen: &seen)
         let trusted = bool(dict, "trusted", at: path) ?? false
         let addressText = string(dict, "address", at: path)
@@ -278,8 +278,62 @@ struct Validator {
             if addressText != nil { fail(join(path, "address"), "the system resolver reads /etc/resolv.conf; give another name to a resolver with an address") }
             return ResolverConfig(name: name, address: nil, trusted: trusted)
         }
+        let dot = string(dict, "dot", at: path), doh = string(dict, "doh", at: path)
+        let tlsName = string(dict, "tls_name", at: path)
+        var caFile = string(dict, "ca_file", at: path)
+        if let f = caFile, !SystemFile.isReadable(f) {
+            fail(join(path, "ca_file"), "cannot read \(f)")
+            caFile = nil
+        }
+        if dot == nil && doh == nil {
+            if tlsName != nil { fail(join(path, "tls_name"), "only a DNS-over-TLS resolver (\"dot\") has a tls_name") }
+            if caFile != nil { fail(join(path, "ca_file"), "only an encrypted resolver (\"dot\" or \"doh\") has a ca_file") }
+        }
+        if dot != nil && doh != nil {
+            fail(path, "give one of dot and doh")
+            return nil
+        }
+        if let dot {
+            if addressText != nil { fail(join(path, "address"), "a DNS-over-TLS resolver's address is its \"dot\"") }
+            guard let address = SocketAddress(parsing: dot, defaultPort: 853) else {
+                fail(join(path, "dot"), "\"\(dot)\" is not an IP address with an optional port (e.g. 223.5.5.5, 1.12.12.12:853, [2400:3200::1]:853)")
+                return nil
+            }
+            if let tlsName, tlsName.isEmpty || tlsName.contains(" ") || tlsName.contains("/") {
+                fail(join(path, "tls_name"), "\"\(tlsName)\" is not a host name")
+                return nil
+            }
+            return ResolverConfig(name: name, address: nil, trusted: trusted,
+                                  encrypted: EncryptedResolver(kind: .dot, connectAddress: address, serverName: tlsName, caFile: caFile))
+        }
+        if let doh {
+            if tlsName != nil { fail(join(path, "tls_name"), "a DNS-over-HTTPS resolver's certificate name is its URL's host") }
+            let url: EndpointURL
+            switch EndpointURL.parse(doh, defaultPorts: ["https": 443]) {
+            case .failure(let p):
+                fail(join(path, "doh"), "\(Self.redacted(doh)) \(p.message)")
+                return nil
+            case .success(let u): url = u
+            }
+            guard url.scheme == "https", url.username == nil else {
+                fail(join(path, "doh"), "\(Self.redacted(doh)) is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)")
+                return nil
+            }
+            var connect: SocketAddress?
+            if let addressText {
+                guard let ip = IPAddress(addressText) else {
+                    fail(join(path, "address"), "\"\(addressText)\" is not an IP address (where to reach the DoH host without asking a resolver)")
+                    return nil
+                }
+                connect = SocketAddress(ip: ip, port: url.port)
+            }
+            let normalized = EndpointURL(scheme: url.scheme, host: url.host, port: url.port, path: url.path.isEmpty ? "/dns-query" : url.path)
+            return ResolverConfig(name: name, address: nil, trusted: trusted,
+                                  encrypted: EncryptedResolver(kind: .doh, connectAddress: connect, serverName: url.ipLiteral == nil ? url.host : nil,
+                                                               url: normalized, caFile: caFile))
+        }
         guard let addressText else {
-            fail(join(path, "address"), "required for a resolver other than \"system\" (e.g. \"223.5.5.5\" or \"127.0.0.1:5353\")")
+            fail(join(path, "address"), "required for a resolver other than \"system\" (e.g. \"223.5.5.5\" or \"127.0.0.1:5353\"), unless it has \"dot\" or \"doh\"")
             return nil
         }
         guard let address = SocketAddress(parsing: addressText, defaultPort: 53) else {

@@ -40,7 +40,8 @@ struct Dialer {
                 let publicHost = host == run.target.url.host && run.target.isPublic
                 addresses = try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
-                                                         binding: binding, family: run.path.ipFamily, deadline: deadline)
+                                                         binding: binding, family: run.path.ipFamily, deadline: deadline,
+                                                         opener: resolverOpener(run))
                 }
             }
             return try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
@@ -76,7 +77,7 @@ struct Dialer {
                     targetAddress = try await resolution.resolveForProbe(
                         host, resolver: resolver, trusted: resolvers.first { $0.trusted },
                         publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
-                        family: run.path.ipFamily, deadline: deadline).first
+                        family: run.path.ipFamily, deadline: deadline, opener: resolverOpener(run)).first
                 }
             }
         }
@@ -149,6 +150,14 @@ struct Dialer {
         // The exchange did not finish (no answer by the deadline, reset): the proxy did not
         // answer, whatever its protocol. socks_error is for a proxy that broke SOCKS5.
         case .failed: return ProbeFailure(.proxy, .proxyConnectFailed, detail)
+        }
+    }
+
+    /// Connections to an encrypted resolver follow the probe's path like the probe's own
+    /// (binding, proxy), their steps counted in the `dns` phase that asks.
+    func resolverOpener(_ run: ProbeRun) -> ResolverStreamOpener {
+        { host, port throws(ProbeFailure) in
+            try await open(host: host, port: port, resolverName: nil, run: run, countedAs: .dns)
         }
     }
 
