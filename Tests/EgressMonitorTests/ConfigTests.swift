@@ -85,6 +85,26 @@ import EgressNet
         #expect(summary.contains("cannot apply: the proxy is an address"), "\(summary)")
     }
 
+    /// DoT and DoH resolvers: defaults (port 853, the DoH URL's port and path) and what
+    /// `validate` prints, each resolver with its kind.
+    @Test func encryptedResolvers() throws {
+        let config = try Self.decode("""
+        {"resolvers": [{"name": "isp", "address": "223.5.5.5"},
+                       {"name": "ali-dot", "dot": "223.5.5.5", "tls_name": "dns.alidns.com", "trusted": true},
+                       {"name": "ali-doh", "doh": "https://dns.alidns.com/dns-query", "address": "223.6.6.6"},
+                       {"name": "bare-doh", "doh": "https://doh.example:8443"}],
+         "targets": [{"name": "hub", "kind": "dockerhub"}]}
+        """)
+        let dot = try #require(config.resolver(named: "ali-dot")?.encrypted)
+        #expect(dot.kind == .dot && dot.connectAddress?.description == "223.5.5.5:853" && dot.serverName == "dns.alidns.com")
+        let doh = try #require(config.resolver(named: "ali-doh")?.encrypted)
+        #expect(doh.connectAddress?.description == "223.6.6.6:443" && doh.serverName == "dns.alidns.com" && doh.url?.path == "/dns-query")
+        let bare = try #require(config.resolver(named: "bare-doh")?.encrypted)
+        #expect(bare.connectAddress == nil && bare.url?.port == 8443 && bare.url?.path == "/dns-query")
+        let summary = ValidateCommand.summary(config, source: "c.json")
+        #expect(summary.contains("resolvers: system, isp (plain 223.5.5.5:53), ali-dot (dot 223.5.5.5:853 dns.alidns.com, trusted), ali-doh (doh https://dns.alidns.com/dns-query at 223.6.6.6), bare-doh (doh https://doh.example:8443/dns-query)"), "\(summary)")
+    }
+
     /// Bad configs, each with the exact message a person sees: the JSON path, then what was expected.
     @Test(arguments: [
         (#"{"targets": [{"name": "x", "kind": "registry"}]}"#, ["targets[0].url: required for kind registry"]),
@@ -152,6 +172,16 @@ import EgressNet
          ["paths[0].ip_family: ipv6 cannot be dialed from source_address 10.0.0.2"]),
         (#"{"paths": [{"name": "p", "proxy": "http://10.0.0.1:3128", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["paths[0].ip_family: ipv6 cannot be dialed to the proxy's address 10.0.0.1"]),
+        (#"{"resolvers": [{"name": "d", "dot": "dns.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].dot: "dns.example" is not an IP address with an optional port (e.g. 223.5.5.5, 1.12.12.12:853, [2400:3200::1]:853)"#]),
+        (#"{"resolvers": [{"name": "d", "doh": "http://dns.example/dns-query"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].doh: "http://dns.example/dns-query" is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)"#]),
+        (#"{"resolvers": [{"name": "d", "dot": "1.1.1.1", "doh": "https://d.example/dns-query"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["resolvers[0]: give one of dot and doh"]),
+        (#"{"resolvers": [{"name": "d", "address": "1.1.1.1", "tls_name": "d.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].tls_name: only a DNS-over-TLS resolver ("dot") has a tls_name"#]),
+        (#"{"resolvers": [{"name": "d", "dot": "1.1.1.1", "ca_file": "/nonexistent/ca.pem"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["resolvers[0].ca_file: cannot read /nonexistent/ca.pem"]),
         (#"{"targets": []}"#, ["targets: must name at least one target"]),
         (#"{}"#, ["targets: required"]),
         (#"[]"#, ["expected an object, found an array"]),

@@ -98,6 +98,41 @@ struct EncryptedDNSTests {
         }
     }
 
+    // MARK: poisoning proven
+
+    /// A lab injector: the plain resolver the target uses answers a forged public address,
+    /// while the trusted DoT (and then DoH) resolver answers the true one. The probe fails as
+    /// dns_suspicious_answer with both answers and what was proven in the detail and on the
+    /// status page, and the disagreement counter rises, labelled with the plain resolver.
+    @Test func aPlainAnswerTheTrustedEncryptedOneContradictsIsPoisoning() async throws {
+        try await Self.withPeers { p in
+            let forged = "104.244.43.6"
+            let injector = try await LabDnsmasq.start(records: [.host(name: Self.appName, ips: [forged])])
+            defer { injector.stop() }
+            let isp = ResolverConfig(name: "isp", address: injector.address)
+            let target = LabConfig.target(kind: .tcp, url: "tcp://\(Self.appName):\(p.app.port)", resolver: "isp")
+            let store = ResultStore(metrics: Catalogue.makeStore())
+            store.setPairs([PairKey(target: target.name, path: "direct")])
+            let trustedOnes = [p.dot(p.dnsdist.dotAddress, trusted: true), p.doh(port: p.dnsdist.dohPort, trusted: true)]
+            for (round, trusted) in trustedOnes.enumerated() {
+                let r = await LabConfig.probe(target, resolvers: [isp, trusted], phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.failure?.phase == .dns && r.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: r.failure))")
+                let detail = r.failure?.detail ?? ""
+                #expect(detail.contains("isp answered \(forged)") && detail.contains("trusted resolver enc answered 127.0.0.1"), "\(detail)")
+                #expect(detail.contains(trusted.kindName == "dot" ? "over DNS over TLS" : "over DNS over HTTPS"), "\(detail)")
+                #expect(r.failure?.disagreeingResolver == "isp")
+                store.record(r)
+                #expect(store.metrics.value(Catalogue.dnsAnswersDisagree, [target.name, "direct", "isp"]) == Double(round + 1))
+                let page = String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self)
+                #expect(page.contains(forged) && page.contains("127.0.0.1"), "the status page shows both answers")
+            }
+            // The trusted resolver asked alone agrees with itself: no disagreement, no count.
+            let alone = await LabConfig.probe(p.target, resolvers: [p.dot(p.dnsdist.dotAddress, trusted: true)], phaseTimeouts: Self.phaseTimeouts)
+            #expect(alone.success, "\(String(describing: alone.failure))")
+            #expect(alone.failure?.disagreeingResolver == nil)
+        }
+    }
+
     // MARK: failures, each in the dns phase
 
     /// A TLS server that answers each DoT query with `reply(query)`.

@@ -309,6 +309,10 @@ struct Validator {
         if let doh {
             if tlsName != nil { fail(join(path, "tls_name"), "a DNS-over-HTTPS resolver's certificate name is its URL's host") }
             let url: EndpointURL
+            if Self.scheme(of: doh) != "https" {
+                fail(join(path, "doh"), "\(Self.redacted(doh)) is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)")
+                return nil
+            }
             switch EndpointURL.parse(doh, defaultPorts: ["https": 443]) {
             case .failure(let p):
                 fail(join(path, "doh"), "\(Self.redacted(doh)) \(p.message)")

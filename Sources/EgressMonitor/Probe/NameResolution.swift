@@ -57,8 +57,16 @@ public final class NameResolution: Sendable {
         if let trusted, trusted.name != resolver.name,
            let reference = try? await resolve(host, resolver: trusted, binding: binding, family: family, deadline: deadline, opener: opener),
            !reference.isEmpty, Set(reference).isDisjoint(with: addresses) {
+            let answered = addresses.map(\.description).joined(separator: ", ")
+            let truth = reference.map(\.description).joined(separator: ", ")
+            // An answer that came encrypted is out of an on-path injector's reach: the plain
+            // one was forged on the way. Over plain DNS both could be the injector's.
+            let proven = trusted.encrypted != nil && resolver.encrypted == nil
+                ? ": the trusted answer came over \(trusted.kindName == "dot" ? "DNS over TLS" : "DNS over HTTPS"), out of an injector's reach, so the plain answer was forged on the way (use \(trusted.name) for this name, or a path that avoids the injector)"
+                : ": no address in common (poisoned answer?)"
             throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
-                               "\(host): \(resolver.name) answered \(addresses.map(\.description).joined(separator: ", ")), trusted resolver \(trusted.name) answered \(reference.map(\.description).joined(separator: ", ")): no address in common (poisoned answer?)")
+                               "\(host): \(resolver.name) answered \(answered), trusted resolver \(trusted.name) answered \(truth)\(proven)",
+                               disagreeingResolver: resolver.name)
         }
         return addresses
     }

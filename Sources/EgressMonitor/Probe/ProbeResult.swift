@@ -6,11 +6,15 @@ public struct ProbeFailure: Error, Sendable, Equatable, CustomStringConvertible 
     public let phase: Phase
     public let reason: FailureReason
     public let detail: String
+    /// For `dns_suspicious_answer` from a disagreement with the trusted resolver: the resolver
+    /// whose answer disagreed (`egress_dns_answers_disagree_total`'s label).
+    public var disagreeingResolver: String?
 
-    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String) {
+    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String, disagreeingResolver: String? = nil) {
         self.phase = phase
         self.reason = reason
         self.detail = detail
+        self.disagreeingResolver = disagreeingResolver
     }
 
     public var description: String { "\(phase.rawValue)/\(reason.rawValue): \(detail)" }
