@@ -98,6 +98,31 @@ struct EncryptedDNSTests {
         }
     }
 
+    /// The cost of encryption, measured in one run: this process's CPU time per probe (a tcp
+    /// target, so DNS is most of the work) with a plain resolver (the dnsmasq), then with DoT
+    /// and DoH (dnsdist in front of the same dnsmasq). Prints a line; asserts only that every
+    /// probe succeeded (timing is the machine's, not a contract).
+    @Test func cpuPerProbePlainAgainstEncrypted() async throws {
+        try await Self.withPeers { p in
+            func cpuSeconds() -> Double {
+                var usage = rusage()
+                getrusage(RUSAGE_SELF.rawValue, &usage)
+                return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+            }
+            let rounds = 40
+            let plain = ResolverConfig(name: "enc", address: p.dns.address)
+            var line = "bench: CPU per probe (\(rounds) probes each, tcp target):"
+            for (label, resolver) in [("plain", plain), ("DoT", p.dot(p.dnsdist.dotAddress)), ("DoH", p.doh(port: p.dnsdist.dohPort))] {
+                let start = cpuSeconds()
+                var failures = 0
+                for _ in 0..<rounds where !(await p.probe(resolver).success) { failures += 1 }
+                #expect(failures == 0, "\(label): \(failures) probes failed")
+                line += " \(label) \(Format.decimal((cpuSeconds() - start) / Double(rounds) * 1000, places: 2)) ms"
+            }
+            print(line)
+        }
+    }
+
     // MARK: poisoning proven
 
     /// A lab injector: the plain resolver the target uses answers a forged public address,

@@ -104,7 +104,7 @@ public struct EncryptedDNSClient: Sendable {
     // MARK: DNS over TLS
 
     /// Sends every question at once and reads the length-framed answers, matched by id.
-    static func dotExchange(_ name: String, types: [DNSRecordType], over stream: any ByteStream,
+    public static func dotExchange(_ name: String, types: [DNSRecordType], over stream: any ByteStream,
                             deadline: Deadline) async throws(DNSLookupError) -> [DNSRecordType: DNSMessage] {
         var pending: [UInt16: DNSRecordType] = [:]
         var out: [UInt8] = []
@@ -169,7 +169,7 @@ public struct EncryptedDNSClient: Sendable {
     static let dohLimits = HTTPResponseParser.Limits(maxBodyBytes: 65_535)
 
     /// One POST; the answer and whether the connection may carry another request.
-    static func dohExchange(_ name: String, type: DNSRecordType, host: String, path: String, over stream: any ByteStream,
+    public static func dohExchange(_ name: String, type: DNSRecordType, host: String, path: String, over stream: any ByteStream,
                             deadline: Deadline) async throws(DNSLookupError) -> (DNSMessage, Bool) {
         // Id 0, as RFC 8484 section 4.1 asks (caches then see one request for one question).
         let query: [UInt8]
