@@ -47,7 +47,8 @@ struct EncryptedDNSTests {
         let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
         let app = try LabTCPServer.start(.stallAfterAccept)
         defer { app.stop() }
-        let dns = try await LabDnsmasq.start(records: [.host(name: appName, ips: ["127.0.0.1"])])
+        // ::1 too, where nothing listens: a path pinned to IPv6 gets it and fails to connect.
+        let dns = try await LabDnsmasq.start(records: [.host(name: appName, ips: ["127.0.0.1", "::1"])])
         defer { dns.stop() }
         let dnsdist = try await LabDnsdist.start(backend: dns.address, tls: cert)
         defer { dnsdist.stop() }
@@ -155,6 +156,24 @@ struct EncryptedDNSTests {
             let alone = await LabConfig.probe(p.target, resolvers: [p.dot(p.dnsdist.dotAddress, trusted: true)], phaseTimeouts: Self.phaseTimeouts)
             #expect(alone.success, "\(String(describing: alone.failure))")
             #expect(alone.failure?.disagreeingResolver == nil)
+        }
+    }
+
+    /// `ip_family` pins what the probe resolves and dials, not the resolver's own connection: an
+    /// IPv6-pinned path still asks the DoT/DoH resolver at 127.0.0.1, gets only the AAAA answer
+    /// (::1), and fails to connect there; the IPv4-pinned one connects to 127.0.0.1.
+    @Test func aPinnedFamilyDoesNotPinTheResolver() async throws {
+        try await Self.withPeers { p in
+            let v6 = EgressPath(name: "direct-v6", kind: .direct, ipFamily: .ipv6)
+            let v4 = EgressPath(name: "direct-v4", kind: .direct, ipFamily: .ipv4)
+            for resolver in [p.dot(p.dnsdist.dotAddress), p.doh(port: p.dnsdist.dohPort)] {
+                let r6 = await p.probe(resolver, path: v6)
+                #expect(r6.failure?.phase == .connect && r6.failure?.reason == .tcpRefused, "\(String(describing: r6.failure))")
+                #expect(r6.failure?.detail.contains("[::1]") == true)
+                let r4 = await p.probe(resolver, path: v4)
+                Self.expectSuccess(r4)
+                #expect(r4.ipProtocol == 4)
+            }
         }
     }
 

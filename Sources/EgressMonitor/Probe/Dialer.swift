@@ -17,13 +17,17 @@ struct Dialer {
 
     /// A stream to `host`:`port` over the probe's path. `countedAs` is the phase this runs
     /// inside when it is a second connection (the token realm's, a CDN's): its steps are then
-    /// counted as that phase (`ProbeRun.phase`).
+    /// counted as that phase (`ProbeRun.phase`). `pinned: false` ignores the path's
+    /// `ip_family` (an encrypted resolver is reached in its own family, as a resolver in
+    /// resolv.conf is).
     func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun,
-              countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+              countedAs outer: Phase?, pinned: Bool = true) async throws(ProbeFailure) -> any ByteStream {
         let binding = Self.binding(for: run.path)
+        let family = pinned ? run.path.ipFamily : nil
         switch run.path.kind {
         case .proxy(let proxy):
-            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run, countedAs: outer)
+            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run,
+                                              countedAs: outer, family: family)
         case .direct, .interface, .sourceAddress:
             // A path that cannot be set up fails as such, before its DNS query (which follows
             // the path) could report the same cause as a resolver failure.
@@ -33,14 +37,14 @@ struct Dialer {
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
             if let literal = IPAddress(host) {
-                try Self.checkFamily(of: literal, host: host, path: run.path)
+                if pinned { try Self.checkFamily(of: literal, host: host, path: run.path) }
                 addresses = [literal]
             } else {
                 let trusted = resolvers.first { $0.trusted }
                 let publicHost = host == run.target.url.host && run.target.isPublic
                 addresses = try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
-                                                         binding: binding, family: run.path.ipFamily, deadline: deadline,
+                                                         binding: binding, family: family, deadline: deadline,
                                                          opener: resolverOpener(run))
                 }
             }
@@ -55,7 +59,7 @@ struct Dialer {
     /// way to the proxy itself (its name, its port, its TLS) is the path's proxy being down:
     /// `proxy`/`proxy_connect_failed`, whichever phase was timing it.
     func openThroughProxy(_ proxy: EndpointURL, host: String, port: UInt16, resolverName: String?,
-                          run: ProbeRun, countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+                          run: ProbeRun, countedAs outer: Phase?, family: IPFamily?) async throws(ProbeFailure) -> any ByteStream {
         // 1. dns: what this host must resolve itself: the proxy's name unless it is an IP
         //    literal, and for socks5:// the target's (socks5h:// and CONNECT send the name).
         var proxyAddresses = proxy.ipLiteral.map { [$0] } ?? []
@@ -68,7 +72,7 @@ struct Dialer {
                 if resolveProxy {
                     do throws(ProbeFailure) {
                         proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none,
-                                                                      family: run.path.ipFamily, deadline: deadline)
+                                                                      family: family, deadline: deadline)
                     } catch {
                         throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
                     }
@@ -77,7 +81,7 @@ struct Dialer {
                     targetAddress = try await resolution.resolveForProbe(
                         host, resolver: resolver, trusted: resolvers.first { $0.trusted },
                         publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
-                        family: run.path.ipFamily, deadline: deadline, opener: resolverOpener(run)).first
+                        family: family, deadline: deadline, opener: resolverOpener(run)).first
                 }
             }
         }
@@ -157,7 +161,7 @@ struct Dialer {
     /// (binding, proxy), their steps counted in the `dns` phase that asks.
     func resolverOpener(_ run: ProbeRun) -> ResolverStreamOpener {
         { host, port throws(ProbeFailure) in
-            try await open(host: host, port: port, resolverName: nil, run: run, countedAs: .dns)
+            try await open(host: host, port: port, resolverName: nil, run: run, countedAs: .dns, pinned: false)
         }
     }
 
