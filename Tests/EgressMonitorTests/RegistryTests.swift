@@ -45,7 +45,7 @@ struct RegistryTests {
         let engine = lab.engine([target])
         let before = lab.tokens.requests.count
 
-        let first = await engine.probe(target: target, path: .direct)
+        let first = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(first)
         #expect(Set(first.phases.keys) == [.connect, .http, .auth, .manifest, .blob])
         #expect(first.registry?.digests[Self.alpine] == lab.alpine.digest)
@@ -58,7 +58,7 @@ struct RegistryTests {
         #expect(asked.first?.hadAuthorization == false)
 
         // The token is kept (expires_in 300): the next round asks for none and has no auth phase.
-        let second = await engine.probe(target: target, path: .direct)
+        let second = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(second)
         #expect(second.phases[.auth] == nil)
         #expect(lab.tokens.requests.count == before + 1)
@@ -67,7 +67,7 @@ struct RegistryTests {
         // rootcertbundle is refused on the manifest.
         lab.tokens.mode = .untrustedSigner
         defer { lab.tokens.mode = .normal }
-        let refused = await lab.engine([target]).probe(target: target, path: .direct)
+        let refused = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(refused, .manifest, .httpUnauthorized, timeout: lab.timeout)
         #expect(refused.phases[.auth] != nil)
     }
@@ -83,13 +83,13 @@ struct RegistryTests {
         let start = MonotonicClock.nanoseconds()
 
         for _ in 0..<3 {
-            let result = await engine.probe(target: target, path: .direct)
+            let result = await engine.probeOnReactor(target: target, path: .direct)
             Self.expectSuccess(result)
         }
         #expect(lab.tokens.requests.count == before + 1, "three rounds within expires_in share one token")
         // Kept until a little before expires_in (10 %): 1.8 s here.
         try await Task.sleep(nanoseconds: UInt64(max(0, 2.0 - MonotonicClock.seconds(since: start)) * 1e9))
-        let later = await engine.probe(target: target, path: .direct)
+        let later = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(later)
         #expect(later.phases[.auth] != nil)
         #expect(lab.tokens.requests.count == before + 2, "an expired token is fetched again")
@@ -114,7 +114,7 @@ struct RegistryTests {
         }
         defer { lab.tokens.mode = .normal }
         let target = lab.target("t", url: url, images: [Self.alpine])
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .auth, reason, timeout: lab.timeout)
         #expect(result.phases[.http] != nil && result.phases[.manifest] == nil)
     }
@@ -139,7 +139,7 @@ struct RegistryTests {
         let lab = try lab()
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(c.xVariant ? lab.ports.hubx : lab.ports.hub)",
                                 images: [Self.alpine], blobBytes: 256 << 10)
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result)
         #expect(result.registry?.rateLimit == c.expected)
         let store = RegistryLab.store(pairs: [target.name])
@@ -154,7 +154,7 @@ struct RegistryTests {
     func manifest429IsRateLimited() async throws {
         let lab = try lab()
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.limited)", images: [Self.alpine])
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .manifest, .httpRateLimited, timeout: lab.timeout)
         #expect(result.phases[.auth] != nil)
         #expect(result.registry?.rateLimit == RateLimit(limit: 100, remaining: 0, windowSeconds: 21_600))
@@ -185,7 +185,7 @@ struct RegistryTests {
 
         // Before the upstream's digest is known there is nothing to compare with.
         let originLog = lab.logLines("origin")
-        let early = await engine.probe(target: mirror, path: .direct)
+        let early = await engine.probeOnReactor(target: mirror, path: .direct)
         Self.expectSuccess(early)
         store.record(early)
         #expect(match("mirror", Self.alpine) == nil)
@@ -196,28 +196,28 @@ struct RegistryTests {
         #expect(fetched.contains { $0.hasPrefix("GET /v2/library/alpine/manifests/") && $0.contains("status=200 auth=Bearer ey") },
                 "\(fetched)")
 
-        let upstream = await engine.probe(target: hub, path: .direct)
+        let upstream = await engine.probeOnReactor(target: hub, path: .direct)
         Self.expectSuccess(upstream)
         #expect(upstream.registry?.digests == [Self.alpine: lab.alpine.digest, Self.tool: lab.tool.digest,
                                                Self.busybox: lab.busybox.digest])
         store.record(upstream)
 
         // A real pull-through mirror of the upstream: the same digest.
-        let pulled = await engine.probe(target: mirror, path: .direct)
+        let pulled = await engine.probeOnReactor(target: mirror, path: .direct)
         Self.expectSuccess(pulled)
         #expect(pulled.registry?.digests[Self.alpine] == lab.alpine.digest)
         store.record(pulled)
         #expect(match("mirror", Self.alpine) == 1)
 
         // Another build of the same tag: a stale mirror.
-        let old = await engine.probe(target: stale, path: .direct)
+        let old = await engine.probeOnReactor(target: stale, path: .direct)
         Self.expectSuccess(old)
         #expect(old.registry?.digests[Self.alpine] == lab.alpineOther.digest)
         store.record(old)
         #expect(match("stale", Self.alpine) == 0)
 
         // A mirror that lacks a repository: manifest/http_not_found; what it has still compares.
-        let lacking = await engine.probe(target: partial, path: .direct)
+        let lacking = await engine.probeOnReactor(target: partial, path: .direct)
         ProbeTests.expectFailure(lacking, .manifest, .httpNotFound, timeout: lab.timeout)
         #expect(lacking.registry?.digests == [Self.tool: lab.tool.digest])
         store.record(lacking)
@@ -237,7 +237,7 @@ struct RegistryTests {
         let cdnLog = lab.logLines("cdn")
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.hub)",
                                 images: [Self.alpine], blobBytes: 1 << 20)
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result)
         #expect(result.registry?.blob?.bytes == 1 << 20)
         #expect(result.registry?.blob?.redirectedTo == "http://127.0.0.1")
@@ -261,7 +261,7 @@ struct RegistryTests {
         let rate = Double(RegistryLab.slowRate)
         var target = lab.target("slow", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.slow)",
                                 images: [Self.alpine], blobBytes: 4 << 20)
-        let result = await lab.engine([target], timeout: 8).probe(target: target, path: .direct)
+        let result = await lab.engine([target], timeout: 8).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result, timeout: 8)
         let measured = try #require(result.registry?.blob?.bytesPerSecond)
         #expect(abs(measured - rate) / rate < 0.2, "measured \(measured) B/s against nginx limit_rate \(rate) B/s")
@@ -276,9 +276,22 @@ struct RegistryTests {
         // A minimum above what the path delivers fails the round in the blob phase.
         target.registry.minThroughputBytesPerSecond = rate * 1.5
         target.registry.blobBytes = 1 << 20
-        let slow = await lab.engine([target], timeout: 8).probe(target: target, path: .direct)
+        let slow = await lab.engine([target], timeout: 8).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(slow, .blob, .blobTooSlow, timeout: 8)
         #expect(slow.registry?.blob?.bytes == 1 << 20)
+    }
+
+    /// The blob phase's own timeout ends a read the throttled CDN would take 4 s over, with the
+    /// overall deadline ten seconds away (issue 17: each phase's timeout is its own).
+    @Test(.enabled(if: hasPeers, "needs docker-registry, nginx, openssl and curl"))
+    func aStalledBlobEndsAtTheBlobTimeout() async throws {
+        let lab = try lab()
+        let target = lab.target("slow", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.slow)",
+                                images: [Self.alpine], blobBytes: 4 * RegistryLab.slowRate)
+        let config = LabConfig.config(targets: [target], timeout: FaultMatrixTests.phaseTimeoutOverall, phaseTimeouts: [.blob: 1])
+        let result = await ProbeEngine(config: config).probeOnReactor(target: target, path: .direct)
+        FaultMatrixTests.expectEndedAtPhaseTimeout(result, .blob, .httpTimeout, noSocketsTo: [lab.ports.slow])
+        #expect(result.phases[.manifest] != nil, "the manifest was read; the blob stalled")
     }
 
     /// A round that fails before the blob phase does not use up the pair's blob read: the next
@@ -289,10 +302,10 @@ struct RegistryTests {
         let target = lab.target("upstream", url: "http://127.0.0.1:\(lab.upstream.port)", images: [Self.tool], blobBytes: 64 << 10)
         let engine = lab.engine([target])
         lab.tokens.mode = .forbidden
-        let failed = await engine.probe(target: target, path: .direct)
+        let failed = await engine.probeOnReactor(target: target, path: .direct)
         lab.tokens.mode = .normal
         ProbeTests.expectFailure(failed, .auth, .httpForbidden, timeout: lab.timeout)
-        let next = await engine.probe(target: target, path: .direct)
+        let next = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(next)
         #expect(next.registry?.blob?.bytes == 64 << 10)
         #expect(next.phases[.blob] != nil)
@@ -314,7 +327,7 @@ struct RegistryTests {
         let rounds = 4
         for round in 0..<rounds {
             let start = MonotonicClock.nanoseconds()
-            let result = await engine.probe(target: target, path: .direct)
+            let result = await engine.probeOnReactor(target: target, path: .direct)
             Self.expectSuccess(result, "round \(round)")
             #expect(result.registry?.blob?.bytes == 128 << 10, "round \(round) read a blob")
             #expect(result.registry?.manifestRequests == (round == 0 ? ["HEAD": 1, "GET": 1] : ["HEAD": 1]))
