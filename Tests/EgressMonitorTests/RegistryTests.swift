@@ -407,6 +407,128 @@ struct RegistryTests {
         }
         RegistryLab.show("live scrape", text)
     }
+
+    /// The alerts and dashboard panels that need a registry, for real (issue 17, item 5): two
+    /// agent processes probe this lab and a real Prometheus scrapes them with the rules file.
+    /// Agent `r` (site r) probes a Docker Hub front (76 of 100 pulls left: a near miss), a front
+    /// whose limit is spent (0 of 100), and a stale mirror of the first; agent `l` (site l) has
+    /// one probe slot for five pairs whose TLS handshakes stall for their whole second, so its
+    /// rounds wait seconds for the slot. MirrorStale, DockerHubRateLimitLow and
+    /// ProbeSchedulerLagging must each find exactly their series and be pending in ALERTS (their
+    /// `for:` is minutes), and the four dashboard queries on rate limits, digests and blob
+    /// throughput must return the series of this lab.
+    @Test(.enabled(if: hasPeers && Lab.has("prometheus"), "needs docker-registry, nginx, openssl, curl and prometheus: SKIPPED, not passed"),
+          .timeLimit(.minutes(2)))
+    func registryAlertsAndPanelsAgainstLiveAgents() async throws {
+        let lab = try lab()
+        let stall = try LabTCPServer.start(.stallAfterAccept)
+        defer { stall.stop() }
+        let dir = try Lab.makeDirectory("registry-alerts")
+        defer { Lab.removeDirectory(dir) }
+        let ca = lab.certs.caFile
+        let configs = [
+            "r": """
+            {"interval_seconds": 2, "timeout_seconds": 2, "discovery": false,
+             "targets": [
+               {"name": "hub", "kind": "dockerhub", "url": "https://127.0.0.1:\(lab.ports.hub)", "ca_file": "\(ca)",
+                "image": "alpine:3.20", "blob_bytes": 262144},
+               {"name": "limited", "kind": "dockerhub", "url": "https://127.0.0.1:\(lab.ports.limited)", "ca_file": "\(ca)",
+                "image": "alpine:3.20"},
+               {"name": "stale", "kind": "mirror", "url": "http://127.0.0.1:\(lab.other.port)", "image": "alpine:3.20",
+                "upstream": "hub", "blob_bytes": 262144}]}
+            """,
+            "l": """
+            {"interval_seconds": 1, "timeout_seconds": 1, "concurrency": 1, "discovery": false,
+             "targets": [\((0..<5).map { #"{"name": "s\#($0)", "kind": "tls", "url": "tls://127.0.0.1:\#(stall.port)", "ca_file": "\#(ca)"}"# }.joined(separator: ", "))]}
+            """,
+        ]
+        var agents: [String: (process: LabProcess, address: String)] = [:]
+        var prometheus: LabProcess?
+        defer {
+            prometheus?.stop()
+            for agent in agents.values { agent.process.stop() }
+        }
+        for (site, config) in configs.sorted(by: { $0.key < $1.key }) {
+            let file = dir + "/agent-\(site).json"
+            try config.write(toFile: file, atomically: true, encoding: .utf8)
+            let port = FreePort.next()
+            let process = try LabProcess(OpsTests.binary, arguments: ["--config", file, "--listen", "127.0.0.1:\(port)"],
+                                         directory: dir, name: "agent-\(site)")
+            agents[site] = (process, "127.0.0.1:\(port)")
+            try await OpsFleet.waitUntilListening(process, port: port)
+        }
+        let scrapeTargets = agents.keys.sorted().map { site in
+            "      - targets: [\"\(agents[site]!.address)\"]\n        labels: {site: \"\(site)\"}"
+        }.joined(separator: "\n")
+        try """
+        global:
+          scrape_interval: 1s
+          scrape_timeout: 1s
+          evaluation_interval: 1s
+        rule_files:
+          - "\(OpsTests.rulesFile)"
+        scrape_configs:
+          - job_name: egress-monitor
+            static_configs:
+        \(scrapeTargets)
+
+        """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = FreePort.next()
+        let process = try LabProcess("prometheus", arguments: [
+            "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data", "--storage.tsdb.retention.time=1h",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"], directory: dir)
+        prometheus = process
+        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
+        let api = PrometheusAPI(base: "http://127.0.0.1:\(port)")
+
+        let rules = try await api.rules()
+        func expression(_ alert: String) throws -> String {
+            try #require(rules.first { $0.name == alert }, "no rule \(alert)").query
+        }
+        // Exactly these series; the near misses (hub's 76 %, agent r's schedule) stay out.
+        let expected: [String: Set<String>] = [
+            "MirrorStale": ["r/stale/"],
+            "DockerHubRateLimitLow": ["r/limited/direct"],
+            "ProbeSchedulerLagging": ["l//"],
+        ]
+        var found: [String: Set<String>] = [:]
+        var pending: Set<String> = []
+        try await api.waitFor("the three alerts pending with their series", seconds: 60) {
+            for alert in expected.keys {
+                found[alert] = try await OpsTests.labelKeys(api.query(expression(alert)))
+            }
+            pending = Set(try await api.query(#"ALERTS{alertstate="pending"}"#).series.compactMap { $0["alertname"] })
+            return found == expected && pending.isSuperset(of: expected.keys)
+        }
+        #expect(found == expected)
+        #expect(pending.isSuperset(of: expected.keys), "pending: \(pending.sorted())")
+
+        // The dashboard's panels that only a registry feeds.
+        let dashboard = try Dashboard(path: OpsTests.dashboardFile)
+        let all = ["site": ".*", "instance": ".*", "target": ".*", "path": ".*"]
+        let registryQueries = dashboard.queries.filter { OpsTests.mayLackLabData($0.expression) }
+        #expect(registryQueries.count == 4, "\(registryQueries.map(\.name))")
+        for query in registryQueries {
+            let answer = try await api.query(Dashboard.substitute(query.expression, all))
+            let keys = OpsTests.labelKeys(answer)
+            switch query.name {
+            case "Docker Hub pulls left [A]", "Docker Hub pulls left [B]":
+                #expect(keys == ["r/hub/direct", "r/limited/direct"], "\(query.name): \(answer.summary)")
+            case "Mirror digest matches upstream [A]":
+                #expect(answer.samples.map { "\(OpsTests.key($0.labels))=\($0.value)" } == ["r/stale/direct=0.0"], "\(query.name): \(answer.summary)")
+            case "Blob throughput [A]":
+                #expect(keys.isSuperset(of: ["r/hub/direct", "r/stale/direct"]) && answer.samples.allSatisfy { $0.value > 0 },
+                        "\(query.name): \(answer.summary)")
+            default:
+                Issue.record("no expectation for \(query.name)")
+            }
+        }
+        // The recording rules on those metrics (which the fleet cannot feed) record here.
+        for rule in rules where rule.type == "recording" && OpsTests.mayLackLabData(rule.query) {
+            let answer = try await api.query(rule.query)
+            #expect(!answer.isEmpty, "recording rule \(rule.name) returns no data against the registry lab: \(rule.query)")
+        }
+    }
 }
 
 // MARK: - the lab
