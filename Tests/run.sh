@@ -36,6 +36,9 @@ done
 # toolchain is installed (a mount namespace hides it), on its embedded default config.
 bash Tests/Install/check.sh 2>&1 | tee -a "$log" || failed+=("install")
 
+# ---- The benchmark's verdicts on made-up runs (missing or NaN figures, failed probes, modes).
+python3 Tests/Bench/benchlib.py selftest || failed+=("bench-selftest")
+
 # ---- Fuzzing (issue 5) ------------------------------------------------------------------------
 # Every libFuzzer harness (DNS messages, HTTP responses and requests, WWW-Authenticate, SOCKS5 and
 # CONNECT replies, the config decoder, the JSON parser and writer) for a bounded time from its seed corpus; a crash fails the
