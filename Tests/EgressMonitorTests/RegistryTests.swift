@@ -480,8 +480,13 @@ struct RegistryTests {
         prometheus = process
         try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
         let api = PrometheusAPI(base: "http://127.0.0.1:\(port)")
+        // Listening is not ready: until its storage is up, the API answers 503.
+        try await api.waitFor("Prometheus ready", seconds: 20) {
+            (try? await Lab.runAsync("curl", ["-sf", "--noproxy", "*", "--max-time", "2", api.base + "/-/ready"])) != nil
+        }
 
         let rules = try await api.rules()
+        #expect(!rules.isEmpty, "Prometheus loaded no rules from \(OpsTests.rulesFile)")
         func expression(_ alert: String) throws -> String {
             try #require(rules.first { $0.name == alert }, "no rule \(alert)").query
         }
