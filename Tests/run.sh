@@ -23,7 +23,7 @@ fi
 # Every run's output also goes to a log, which Tests/skips.sh reads for skipped tests at the end.
 log=$(mktemp /tmp/egress-tests-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests'
 failed=()
 swift test --skip-build --skip "$io_suites" 2>&1 | tee -a "$log" || failed+=("unit")
 # Each timing suite in a process of its own: one suite's CPU work (hashing blobs, signing

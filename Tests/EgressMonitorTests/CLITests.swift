@@ -296,8 +296,14 @@ import EgressTestSupport
         let run = try await Self.cli(["check", "--config", path, "--json"])
         #expect(run.status == 1, "\(run)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
-        #expect(Set(document.keys) == ["results", "recommendations"])
+        #expect(Set(document.keys) == ["results", "recommendations", "paths", "targets"])
         #expect(document["recommendations"] as? [String: String] == ["registry": "direct"])
+        // One path, so no target finding; one target failing on it, so no path finding.
+        let verdictPaths = try #require(document["paths"] as? [String: [String: Any]])
+        #expect(verdictPaths["direct"]?["up"] as? Bool == true && verdictPaths["direct"]?["reason"] is NSNull, "\(verdictPaths)")
+        let verdictTargets = try #require(document["targets"] as? [String: [String: Any]])
+        #expect(verdictTargets["sni"]?["up"] as? Bool == false && verdictTargets["sni"]?["finding"] as? Bool == false, "\(verdictTargets)")
+        #expect(verdictTargets["registry"]?["up"] as? Bool == true)
         let results = try #require(document["results"] as? [[String: Any]])
         #expect(results.map { $0["target"] as? String } == ["registry", "sni"])
         let registry = results[0], sni = results[1]
@@ -357,8 +363,10 @@ import EgressTestSupport
              "targets": [
                {"name": "dockerhub", "kind": "dockerhub", "url": "https://localhost:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
                 "blob_digest": "\(CheckLab.blobDigest)"},
-               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)"},
-               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab"},
+               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)",
+                "blob_digest": "\(CheckLab.blobDigest)"},
+               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
+                "blob_digest": "\(CheckLab.blobDigest)"},
                {"name": "mirror-busy", "kind": "mirror", "url": "https://127.0.0.1:\(lab.busyPort)", "ca_file": "\(ca)"}]}
             """)
         defer { Lab.removeDirectory(dir) }

@@ -22,6 +22,9 @@ public enum ValidateCommand {
             if let r = t.resolver { about.append("resolver \(r)") }
             if let ca = t.caFile { about.append("CA \(ca)") }
             if !t.images.isEmpty { about.append((t.images.count == 1 ? "image " : "images ") + t.images.map(\.description).joined(separator: ", ")) }
+            if !t.registry.referenceImages.isEmpty {
+                about.append("reads " + t.registry.referenceImages.map(\.description).joined(separator: ", ") + " for its mirrors' comparison only")
+            }
             return [t.name, t.kind.rawValue, t.url.description, about.joined(separator: "; "),
                     t.discoveredFrom.map { "discovered from \($0)" } ?? ""]
         }, indent: "    ")
