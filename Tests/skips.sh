@@ -7,8 +7,10 @@
 #   bash Tests/skips.sh LOG      # Tests/run.sh runs it on the output of its test runs
 set -euo pipefail
 log=$1
-# Colour codes out; one line per skipped test.
-skips=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '(Test|Suite) .+ skipped|SKIPPED' | sed 's/^[^A-Za-z]*//' | sort -u || true)
+# Colour codes out; one line per skipped test: swift-testing's `➜ Test NAME skipped: "why"` (or
+# `skipped.`) and the scripts' `NAME: SKIPPED ...` (a test *named* "... is skipped" is no skip).
+skips=$(sed 's/\x1b\[[0-9;]*m//g' "$log" \
+  | grep -E '^➜ (Test|Suite) .+ skipped(: ".*"|\.)$|^[A-Za-z0-9_-]+: SKIPPED' | sed 's/^➜ //' | sort -u || true)
 [ -z "$skips" ] && exit 0
 count=$(printf '%s\n' "$skips" | wc -l)
 {
