@@ -22,6 +22,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var discovery: DiscoverySettings
     /// The listener's TLS and basic auth.
     public var web = WebConfig()
+    /// The files the agent keeps right (`manage`); nil: it only measures.
+    public var manage: ManageConfig?
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,

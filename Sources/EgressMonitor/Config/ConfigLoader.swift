@@ -112,7 +112,8 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
+                            "manage"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -196,12 +197,14 @@ struct Validator {
             }
         }
         let web = webConfig(top["web"])
+        let manage = manage(top["manage"])
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
         config.web = web
+        config.manage = manage
         config.linkMirrorsToUpstreams()
         return config
     }

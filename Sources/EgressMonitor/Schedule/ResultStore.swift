@@ -253,6 +253,12 @@ public final class ResultStore: Sendable {
         digests.withLock { $0[target]?[image]?.digest }
     }
 
+    /// The outcomes of the last rounds (`PathPreference.window`) of a pair, oldest first; empty
+    /// before its first round. Managed mode's 8-of-10 rule reads them.
+    public func outcomes(target: String, path: String) -> [Bool] {
+        preference.withLock { $0.choice.histories[target]?[path]?.outcomes ?? [] }
+    }
+
     /// The preferred path of every target that has results.
     public func preferredPaths() -> [String: String] {
         preference.withLock { $0.choice.preferred }
