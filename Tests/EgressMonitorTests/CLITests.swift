@@ -231,7 +231,7 @@ import EgressTestSupport
         #expect(run.status == 0, "\(run)")
         #expect(run.stdout.hasPrefix("\(path): valid\n"), "\(run)")
         #expect(run.stdout.contains("a round every 60 s per pair, timeout 5 s"))
-        #expect(run.stdout.contains("resolvers: system, lab (127.0.0.1:5353)"))
+        #expect(run.stdout.contains("resolvers: system, lab (plain 127.0.0.1:5353)"))
         #expect(run.stdout.contains("corp    proxy http://alice:***@127.0.0.1:3128"), "\(run)")
         #expect(run.stdout.contains("would probe 3 pairs (2 targets × 2 paths, narrowed by targets' paths):"), "\(run)")
         #expect(run.stdout.contains("    hub  on direct, corp\n"), "\(run)")

@@ -213,8 +213,9 @@ extension ProbeResult {
     /// A registry round's result: its observation is `.registry(registry)` (nil: none).
     public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
                 failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil,
-                registry: RegistryObservation?) {
+                registry: RegistryObservation?, ipProtocol: Int? = nil) {
         self.init(target: target, path: path, startedAt: startedAt, duration: duration, phases: phases, failure: failure,
-                  address: address, tls: tls, httpStatus: httpStatus, observation: registry.map { .registry($0) })
+                  address: address, tls: tls, httpStatus: httpStatus, observation: registry.map { .registry($0) },
+                  ipProtocol: ipProtocol)
     }
 }

@@ -17,13 +17,17 @@ struct Dialer {
 
     /// A stream to `host`:`port` over the probe's path. `countedAs` is the phase this runs
     /// inside when it is a second connection (the token realm's, a CDN's): its steps are then
-    /// counted as that phase (`ProbeRun.phase`).
+    /// counted as that phase (`ProbeRun.phase`). `pinned: false` ignores the path's
+    /// `ip_family` (an encrypted resolver is reached in its own family, as a resolver in
+    /// resolv.conf is).
     func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun,
-              countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+              countedAs outer: Phase?, pinned: Bool = true) async throws(ProbeFailure) -> any ByteStream {
         let binding = Self.binding(for: run.path)
+        let family = pinned ? run.path.ipFamily : nil
         switch run.path.kind {
         case .proxy(let proxy):
-            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run, countedAs: outer)
+            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run,
+                                              countedAs: outer, family: family)
         case .direct, .interface, .sourceAddress:
             // A path that cannot be set up fails as such, before its DNS query (which follows
             // the path) could report the same cause as a resolver failure.
@@ -33,13 +37,15 @@ struct Dialer {
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
             if let literal = IPAddress(host) {
+                if pinned { try Self.checkFamily(of: literal, host: host, path: run.path) }
                 addresses = [literal]
             } else {
                 let trusted = resolvers.first { $0.trusted }
                 let publicHost = host == run.target.url.host && run.target.isPublic
                 addresses = try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
-                                                         binding: binding, deadline: deadline)
+                                                         binding: binding, family: family, deadline: deadline,
+                                                         opener: resolverOpener(run))
                 }
             }
             return try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
@@ -53,7 +59,7 @@ struct Dialer {
     /// way to the proxy itself (its name, its port, its TLS) is the path's proxy being down:
     /// `proxy`/`proxy_connect_failed`, whichever phase was timing it.
     func openThroughProxy(_ proxy: EndpointURL, host: String, port: UInt16, resolverName: String?,
-                          run: ProbeRun, countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+                          run: ProbeRun, countedAs outer: Phase?, family: IPFamily?) async throws(ProbeFailure) -> any ByteStream {
         // 1. dns: what this host must resolve itself: the proxy's name unless it is an IP
         //    literal, and for socks5:// the target's (socks5h:// and CONNECT send the name).
         var proxyAddresses = proxy.ipLiteral.map { [$0] } ?? []
@@ -65,7 +71,8 @@ struct Dialer {
             try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                 if resolveProxy {
                     do throws(ProbeFailure) {
-                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none, deadline: deadline)
+                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none,
+                                                                      family: family, deadline: deadline)
                     } catch {
                         throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
                     }
@@ -73,7 +80,8 @@ struct Dialer {
                 if resolveTarget {
                     targetAddress = try await resolution.resolveForProbe(
                         host, resolver: resolver, trusted: resolvers.first { $0.trusted },
-                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none, deadline: deadline).first
+                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
+                        family: family, deadline: deadline, opener: resolverOpener(run)).first
                 }
             }
         }
@@ -87,6 +95,8 @@ struct Dialer {
         } catch {
             throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
         }
+        // The family toward the target where this host knows it (socks5://), else the proxy's.
+        if let targetAddress { run.ipProtocol = IPFamily(of: targetAddress).number }
         // 3. proxy: TLS to an https:// proxy, then the CONNECT or SOCKS5 exchange.
         let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
         return try await run.phase(.proxy, countedAs: outer) { deadline throws(ProbeFailure) in
@@ -147,32 +157,37 @@ struct Dialer {
         }
     }
 
-    /// Tries the addresses in order; each attempt gets an equal share of the time left, so one
-    /// blackholed address cannot use up the whole phase. The last failure is the one reported.
+    /// Connections to an encrypted resolver follow the probe's path like the probe's own
+    /// (binding, proxy), their steps counted in the `dns` phase that asks.
+    func resolverOpener(_ run: ProbeRun) -> ResolverStreamOpener {
+        { host, port throws(ProbeFailure) in
+            try await open(host: host, port: port, resolverName: nil, run: run, countedAs: .dns, pinned: false)
+        }
+    }
+
+    /// Dials as Go's net.Dialer does (``HappyEyeballs``: RFC 6724 order, the other family 300 ms
+    /// later, first connection wins); records the address that won and its family.
     func connect(_ addresses: [SocketAddress], binding: SocketBinding, deadline: Deadline,
                  run: ProbeRun) async throws(ProbeFailure) -> Socket {
-        var last = ProbeFailure(.connect, .tcpTimeout, "no address to connect to")
-        for (i, address) in addresses.enumerated() {
-            let share = deadline.remainingSeconds / Double(addresses.count - i)
-            let attemptDeadline = deadline.capped(atSecondsFromNow: share)
-            let socket: Socket
-            do {
-                socket = try binding.makeSocket(for: address)
-            } catch {
-                throw Self.setupFailure(error, path: run.path)
-            }
-            do {
-                try await socket.connect(to: address, deadline: attemptDeadline)
-                socket.setNoDelay()
-                run.address = address.description
-                return socket
-            } catch {
-                socket.close()
-                last = Self.failure(for: error, address: address)
-                if case .cancelled = error { throw last }
+        do {
+            let dialed = try await HappyEyeballs(binding: binding).connect(addresses, deadline: deadline)
+            run.address = dialed.address.description
+            run.ipProtocol = IPFamily(of: dialed.address.ip).number
+            return dialed.socket
+        } catch {
+            switch error {
+            case .setup(let e): throw Self.setupFailure(e, path: run.path)
+            case .noSuitableAddress(let why):
+                throw ProbeFailure(.connect, .pathSetupFailed, "cannot connect over path \(run.path.name): \(why)")
+            case .connect(let address, let e): throw Self.failure(for: e, address: address)
             }
         }
-        throw last
+    }
+
+    /// A literal address of the family the path is not pinned to fails before any packet.
+    static func checkFamily(of literal: IPAddress, host: String, path: EgressPath) throws(ProbeFailure) {
+        guard let family = path.ipFamily, !family.contains(literal) else { return }
+        throw ProbeFailure(.dns, .dnsNoAddress, "\(host) is not an \(family == .ipv4 ? "IPv4" : "IPv6") address, and path \(path.name) is pinned to \(family.rawValue)")
     }
 
     static func failure(for error: NetError, address: SocketAddress) -> ProbeFailure {

@@ -12,6 +12,9 @@ public final class ProbeRun {
     private let phaseTimeouts: [Phase: Double]
     public private(set) var phases: [Phase: Double] = [:]
     public var address: String?
+    /// 4 or 6: the family of the address dialed toward the target (on a proxy path, the
+    /// target's when this host resolved it for SOCKS5, else the proxy's).
+    public var ipProtocol: Int?
     public var tls: TLSSessionInfo?
     public var httpStatus: Int?
     /// What the kind observed so far (`ProbeKind.initialObservation` at the start).

@@ -37,7 +37,7 @@ public struct ProbeEngine: Sendable {
         return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
                            duration: MonotonicClock.seconds(since: start), phases: run.phases,
                            failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus,
-                           observation: run.observation)
+                           observation: run.observation, ipProtocol: run.ipProtocol)
     }
 }
 
