@@ -22,6 +22,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var discovery: DiscoverySettings
     /// The listener's TLS and basic auth.
     public var web = WebConfig()
+    /// Which duration histograms are exported, and their buckets (the `metrics` section).
+    public var metrics = MetricsConfig()
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,

@@ -112,7 +112,7 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web", "metrics"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -196,12 +196,14 @@ struct Validator {
             }
         }
         let web = webConfig(top["web"])
+        let metricsSection = metricsConfig(top["metrics"])
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
         config.web = web
+        config.metrics = metricsSection
         config.linkMirrorsToUpstreams()
         return config
     }

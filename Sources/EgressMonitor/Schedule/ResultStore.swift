@@ -39,8 +39,21 @@ public final class ResultStore: Sendable {
     /// mirror target → its upstream target.
     private let upstreams = Mutex<[String: String]>([:])
 
+    /// Phases whose duration histograms are recorded (the config's `metrics.phase_histograms`).
+    private let phaseHistograms = Mutex<Set<Phase>>(Set(Phase.allCases))
+
     public init(metrics: MetricStore) {
         self.metrics = metrics
+    }
+
+    /// Applies the config's `metrics` section: the buckets exported, and the phase histograms
+    /// recorded; series of phases no longer wanted are dropped.
+    public func applyMetricsConfig(_ config: MetricsConfig) {
+        config.apply(to: metrics)
+        phaseHistograms.withLock { $0 = config.phaseHistograms }
+        let dropped = Set(Phase.allCases).subtracting(config.phaseHistograms).map(\.rawValue)
+        guard !dropped.isEmpty else { return }
+        metrics.removeSeries(of: Catalogue.phaseDuration) { $0["phase"].map(dropped.contains) == true }
     }
 
     /// Declares the pairs to be probed: their series exist from the first scrape (runs at 0,
@@ -96,7 +109,8 @@ public final class ResultStore: Sendable {
         metrics.increment(Catalogue.probeRuns, labels)
         metrics.set(Catalogue.probeSuccess, labels, result.success ? 1 : 0)
         metrics.observe(Catalogue.probeDuration, labels, result.duration)
-        for (phase, seconds) in result.phases.sorted(by: { $0.key < $1.key }) {
+        let histogramPhases = phaseHistograms.withLock { $0 }
+        for (phase, seconds) in result.phases.sorted(by: { $0.key < $1.key }) where histogramPhases.contains(phase) {
             metrics.observe(Catalogue.phaseDuration, labels + [phase.rawValue], seconds)
         }
         if let failure = result.failure {
