@@ -2,7 +2,7 @@
 /// client_golang's `promhttp` reads them (expfmt.Negotiate, goautoneg): the acceptable media
 /// range with the highest `q` wins, ties in the order listed; anything malformed is skipped;
 /// nothing acceptable means text 0.0.4. Never an error: a scrape always gets an answer.
-public struct ScrapeRequest: Sendable, Equatable {
+public struct ScrapeRequest: Sendable, Hashable {
     public let format: ExpositionFormat
     public let gzip: Bool
 

@@ -21,8 +21,9 @@ public enum TextFormat: Sendable, Equatable {
 ///
 /// - A counter's family is named without `_total`, its samples keep it
 ///   (`# TYPE egress_probe_runs counter`, `egress_probe_runs_total{…} 3`).
-/// - A gauge whose name ends in `_info` and is always 1 (the catalogue's `egress_build_info`,
-///   `egress_tls_info`) is an `info` family named without the suffix, as the spec types them.
+/// - A gauge named `…_info` (`egress_build_info`, `egress_tls_info`) stays a gauge, not an
+///   OpenMetrics `info` family: `promtool check metrics` (2.42) reads only text 0.0.4 and fails
+///   to parse the `info` type, and Prometheus stores both the same way.
 /// - `# UNIT` is written where the family name ends in a base unit (`_seconds`, `_bytes`), the
 ///   spec's rule being that a declared unit is the name's suffix; other names declare none.
 /// - Histogram `le` values are printed as in text 0.0.4 (`le="1"`, not the canonical `"1.0"` the
@@ -38,7 +39,6 @@ enum OpenMetrics {
     static func familyName(_ family: MetricFamily) -> (name: String, type: String) {
         switch family.type {
         case .counter: (String(family.name.dropLast("_total".count)), "counter")
-        case .gauge where family.name.hasSuffix("_info"): (String(family.name.dropLast("_info".count)), "info")
         case .gauge: (family.name, "gauge")
         case .histogram: (family.name, "histogram")
         }

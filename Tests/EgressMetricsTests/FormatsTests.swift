@@ -115,7 +115,7 @@ struct ProtobufTests {
 
 @Suite("OpenMetrics 1.0 text")
 struct OpenMetricsTests {
-    @Test("families named without _total, info and unit declared, # EOF last")
+    @Test("counter families named without _total, units declared, # EOF last")
     func golden() {
         let seconds = MetricFamily(name: "egress_last_success_timestamp_seconds", help: #"Unix "time"."#, type: .gauge)
         let store = MetricStore(families: [Fixture.runs, Fixture.buildInfo, Fixture.lag, seconds])
@@ -124,8 +124,8 @@ struct OpenMetricsTests {
         store.observe(Fixture.lag, 0.05)
         store.set(seconds, 1.5)
         #expect(String(decoding: store.renderBytes(.openMetrics), as: UTF8.self) == """
-            # TYPE egress_build info
-            # HELP egress_build Build information; always 1.
+            # TYPE egress_build_info gauge
+            # HELP egress_build_info Build information; always 1.
             egress_build_info{version="1.0"} 1
             # TYPE egress_last_success_timestamp_seconds gauge
             # UNIT egress_last_success_timestamp_seconds seconds
