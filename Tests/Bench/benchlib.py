@@ -408,9 +408,16 @@ FIGURES = [
     ("4. /metrics", [
         ("render2000_ms", "scrape of the 2,000-pair agent (curl time_total)", "ms", [("render2000_static_ms", "nginx, same bytes from a file")], ("<=", 50)),
         ("render2000_mb", "  exposition size", "MB", [], None),
+        ("scrape2000_gzip_mb", "  as gzip (Accept-Encoding: gzip)", "MB", [("render2000_mb", "text")], ("<=ratio", 0.125)),
+        ("scrape2000_protobuf_mb", "  as protobuf with native histograms", "MB", [("render2000_mb", "text")], None),
+        ("scrape2000_cpu_ms_gzip", "agent CPU per scrape, gzip", "ms", [("scrape2000_cpu_ms_identity", "agent, text"), ("scrape2000_nginx_gzip_cpu_ms", "nginx gzip-serving the same text")], None),
+        ("central_native_series", "central Prometheus head series, native-only (protobuf)", "", [("central_classic_series", "classic (OpenMetrics)")], ("<=ratio", 0.125)),
+        ("central_native_rss_mib", "  its RSS after 30 s", "MiB", [("central_classic_rss_mib", "classic")], None),
         ("wrk100_rps", "100-pair agent under wrk: scrapes/s", "/s", [("wrk100_static_rps", "nginx, same bytes from a file")], (">=", 2000)),
         ("wrk100_p99_ms", "  p99 latency", "ms", [("wrk100_static_p99_ms", "nginx")], ("<=", 10)),
         ("wrk100_kb", "  exposition size", "kB", [], None),
+        ("wrk100_gzip_rps", "100-pair agent under wrk with gzip: scrapes/s", "/s", [("wrk100_static_gzip_rps", "nginx gzip, same bytes from a file")], None),
+        ("wrk100_gzip_p99_ms", "  p99 latency", "ms", [("wrk100_static_gzip_p99_ms", "nginx gzip")], None),
     ]),
     ("5. Start and size", [
         ("startup_ms", "start to first /metrics answer", "ms", [("bb_startup_ms", "blackbox_exporter")], None),
