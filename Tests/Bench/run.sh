@@ -12,7 +12,7 @@
 #                                                   # shared Swift runtime instead
 #
 # The agent is built as the README installs it: swift build -c release --static-swift-stdlib
-# (the Swift runtime linked in; the binary needs only libc, libstdc++, libssl3 and libcrypt1).
+# (the Swift runtime linked in; the binary needs only libc, libstdc++, libssl3, libcrypt1 and libz).
 #
 # Needs root (network namespaces, nft, tc). Every packet stays on loopback or in the namespaces
 # this script creates; it removes them, and stops everything it started, on exit.
@@ -567,8 +567,8 @@ central_series() {
   sleep 30
   for mode in classic native; do
     port=$P_PROM_CLASSIC; [ "$mode" = native ] && port=$P_PROM_NATIVE
-    record "central_${mode}_series" "$(curl -s "http://127.0.0.1:$port/api/v1/query?query=prometheus_tsdb_head_series" \
-      | python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])')"
+    # Its own /metrics: the gauge is not in its TSDB unless it scrapes itself.
+    record "central_${mode}_series" "$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "prometheus_tsdb_head_series" { print $2 }')"
     record "central_${mode}_rss_mib" "$(calc "$(status_kib "${prom_pid[$mode]}" VmRSS) / 1024")"
     stop "${prom_pid[$mode]}"
   done
