@@ -77,4 +77,23 @@ static inline int egress_signal_forward(int signo, int fd) {
     sa.sa_flags = SA_RESTART;
     return sigaction(signo, &sa, NULL);
 }
+
+// pidfds (Linux 5.3+), so managed mode signals the very dockerd whose /proc/PID/comm it checked:
+// a pid reused between the check and the signal makes pidfd_send_signal fail (ESRCH) instead of
+// hitting another process. -1 with errno ENOSYS on older kernels.
+#include <sys/syscall.h>
+static inline int egress_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
+static inline int egress_pidfd_send_signal(int pidfd, int signo) {
+#ifdef SYS_pidfd_send_signal
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signo, NULL, 0);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
 #endif

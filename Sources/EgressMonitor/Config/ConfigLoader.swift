@@ -112,7 +112,8 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web", "metrics"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
+                            "manage", "metrics"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -196,6 +197,7 @@ struct Validator {
             }
         }
         let web = webConfig(top["web"])
+        let manage = manage(top["manage"])
         let metricsSection = metricsConfig(top["metrics"])
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
@@ -203,6 +205,7 @@ struct Validator {
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
         config.web = web
+        config.manage = manage
         config.metrics = metricsSection
         config.linkMirrorsToUpstreams()
         return config

@@ -94,6 +94,9 @@ enum StatusPage {
             html += "</tbody></table></div>\n"
         }
 
+        // Managed mode (Manage/ApplyCommand.swift): what is written, when, and what would be now.
+        html += ManagedFilesSection.html(report.agent?.managed ?? [], now: now)
+
         html += """
         </main>
         <footer><a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> (this page as JSON) · <a href="/healthz">/healthz</a></footer>

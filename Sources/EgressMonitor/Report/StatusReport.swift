@@ -14,6 +14,8 @@ public struct AgentStatus: Sendable {
     public let lastReloadSuccessful: Bool?
     /// Unix time of the last successful load or reload.
     public let lastReloadSuccessAt: Double?
+    /// Managed mode's files (empty without `manage`).
+    public var managed: [ManagedFileStatus] = []
 
     public init(version: String = EgressMonitorVersion.current, configSource: String, startedAt: Double,
                 config: AgentConfig, lastReloadSuccessful: Bool?, lastReloadSuccessAt: Double?) {
@@ -233,6 +235,8 @@ struct APIDocument: JSONRepresentable {
     let agent: Agent?
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    /// Managed mode's files; the "manage" key appears only when there are some.
+    let managed: [ManagedFileStatus]
     let verdicts: Attribution.Verdicts
 
     enum CodingKeys: String {
@@ -250,11 +254,12 @@ struct APIDocument: JSONRepresentable {
         }
         results = report.results
         recommendations = report.recommendations
+        managed = report.agent?.managed ?? []
         verdicts = report.verdicts
     }
 
     var json: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             CodingKeys.version.rawValue: .string(version),
             CodingKeys.generatedAt.rawValue: .number(generatedAt),
             CodingKeys.agent.rawValue: agent?.json ?? .null,
@@ -262,7 +267,9 @@ struct APIDocument: JSONRepresentable {
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
             CodingKeys.paths.rawValue: Findings.pathsJSON(verdicts),
             CodingKeys.targets.rawValue: Findings.targetsJSON(verdicts),
-        ])
+        ]
+        if !managed.isEmpty { o["manage"] = .array(managed.map(\.json)) }
+        return .object(o)
     }
 }
 
