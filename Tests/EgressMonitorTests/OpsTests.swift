@@ -289,9 +289,11 @@ import EgressTestSupport
 
     /// Twice: one Prometheus scraping the three agents (the `site` label set on each target), and
     /// the fleet as issue 18 runs it, a Prometheus in agent mode per site (`site` in its
-    /// `external_labels`) remote-writing to a central one that evaluates the rules.
+    /// `external_labels`) remote-writing to a central one that evaluates the rules. One after
+    /// the other: both fleets issue the same lab certificate, and two fleets at once would
+    /// share two cores.
     @Test(.enabled(if: canRunFleet, "needs prometheus, tinyproxy, socat, openssl and curl: SKIPPED, not passed"),
-          .timeLimit(.minutes(3)), arguments: [OpsFleet.Topology.central, .agentMode])
+          .timeLimit(.minutes(3)), .serialized, arguments: [OpsFleet.Topology.central, .agentMode])
     func everyQueryRunsAgainstAFleetOfAgents(topology: OpsFleet.Topology) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no agent binary at \(Self.binary)")
         let fleet = try await OpsFleet.start(binary: Self.binary, rulesFile: Self.rulesFile, topology: topology)
