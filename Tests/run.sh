@@ -32,6 +32,9 @@ done
 # ---- The install recipe: the release binary with the Swift runtime linked in runs where no
 # toolchain is installed (a mount namespace hides it), on its embedded default config.
 bash Tests/Install/check.sh || failed+=("install")
+# The .deb of that binary (systemd/build-deb.sh, lintian-checked) installs offline with apt in an
+# isolated root (an overlay on /, no network), the agent starts from it, and it purges cleanly.
+bash Tests/Install/deb.sh --bin .build/release/egress-monitor || failed+=("deb")
 
 # ---- Fuzzing (issue 5) ------------------------------------------------------------------------
 # Every libFuzzer harness (DNS messages, HTTP responses and requests, WWW-Authenticate, SOCKS5 and
