@@ -26,6 +26,9 @@ declare -A need=(
   [ctr]=containerd
   [nsenter]=util-linux
   [prometheus-alertmanager]=prometheus-alertmanager
+  [dnsdist]=dnsdist
+  [unbound]=unbound
+  [unbound-checkconf]=unbound
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -17,7 +17,7 @@ public struct Routes: Sendable {
         self.agent = agent
     }
 
-    public func handle(_ request: HTTPRequestMessage) async -> HTTPResponse {
+    public func handle(_ request: HTTPRequestMessage) async -> ServerResponse {
         let method = request.head.method
         let path = request.head.path
         let readOnly = method == "GET" || method == "HEAD"
@@ -30,21 +30,16 @@ public struct Routes: Sendable {
                                        acceptEncoding: request.head.headers["Accept-Encoding"])
             var headers: HTTPHeaders = ["Content-Type": scrape.format.contentType, "Vary": "Accept, Accept-Encoding"]
             if scrape.gzip { headers.add("Content-Encoding", GzipStream.contentEncoding) }
+            // Formatted (and compressed) and sent in pieces, never whole in memory. A small
+            // exposition is kept, compressed when it was, and answers again while no series
+            // changes (at most a second: the process_* gauges).
             let metrics = results.metrics
-            if let streamed = StreamedBody.current {
-                // Under the listener: formatted (and compressed) and sent in pieces, never whole
-                // in memory. A small exposition is kept, compressed when it was, and answers
-                // again while no series changes (at most a second: the process_* gauges).
-                if let recent = metrics.recentRender(maxAge: 1, as: scrape.format, gzip: scrape.gzip) {
-                    return HTTPResponse(status: 200, headers: headers, body: recent)
-                }
-                streamed.offer { write throws(NetError) in
-                    try await metrics.render(as: scrape.format, gzip: scrape.gzip, keepUpTo: 1 << 20, write)
-                }
-                return HTTPResponse(status: 200, headers: headers, body: [])
+            if let recent = metrics.recentRender(maxAge: 1, as: scrape.format, gzip: scrape.gzip) {
+                return ServerResponse(status: 200, headers: headers, body: recent)
             }
-            let body = metrics.renderBytes(scrape.format)
-            return HTTPResponse(status: 200, headers: headers, body: scrape.gzip ? GzipStream.compress(body) : body)
+            return ServerResponse(status: 200, headers: headers, body: .stream { write throws(NetError) in
+                try await metrics.render(as: scrape.format, gzip: scrape.gzip, keepUpTo: 1 << 20, write)
+            })
         case "/healthz":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
             return Self.ok(Array("ok\n".utf8), type: "text/plain; charset=utf-8")
@@ -57,25 +52,25 @@ public struct Routes: Sendable {
         case "/-/reload":
             guard method == "POST" || method == "PUT" else { return Self.methodNotAllowed("POST, PUT") }
             if let error = await reload() {
-                return HTTPResponse(status: 500, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                return ServerResponse(status: 500, headers: ["Content-Type": "text/plain; charset=utf-8"],
                                     body: Array("reload failed, the previous config keeps running:\n\(error)\n".utf8))
             }
             return Self.ok(Array("config reloaded\n".utf8), type: "text/plain; charset=utf-8")
         default:
-            return HTTPResponse(status: 404, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            return ServerResponse(status: 404, headers: ["Content-Type": "text/plain; charset=utf-8"],
                                 body: Array("not found; try /metrics, /healthz, /api/v1/status or /\n".utf8))
         }
     }
 
     /// A 200. `cache: false` for what changes every round (the page, the JSON).
-    static func ok(_ body: [UInt8], type: String, cache: Bool = true) -> HTTPResponse {
+    static func ok(_ body: [UInt8], type: String, cache: Bool = true) -> ServerResponse {
         var headers: HTTPHeaders = ["Content-Type": type]
         if !cache { headers.add("Cache-Control", "no-store") }
-        return HTTPResponse(status: 200, headers: headers, body: body)
+        return ServerResponse(status: 200, headers: headers, body: body)
     }
 
-    static func methodNotAllowed(_ allow: String) -> HTTPResponse {
-        HTTPResponse(status: 405, headers: ["Allow": allow, "Content-Type": "text/plain; charset=utf-8"],
+    static func methodNotAllowed(_ allow: String) -> ServerResponse {
+        ServerResponse(status: 405, headers: ["Allow": allow, "Content-Type": "text/plain; charset=utf-8"],
                      body: Array("method not allowed\n".utf8))
     }
 }
