@@ -66,6 +66,7 @@ public final class Agent: Sendable {
         self.source = source
         self.current = Mutex(config)
         let results = ResultStore(metrics: metrics)
+        results.applyMetricsConfig(config.metrics)
         self.results = results
         let engine = ProbeEngine(config: config, resolution: resolution, registryState: registryState)
         self.scheduler = Scheduler(engine: engine, store: results)
@@ -121,6 +122,7 @@ public final class Agent: Sendable {
         do { server.setWeb(try Self.webSettings(config.web)) } catch {
             Log.error("web settings of the new config cannot be used; keeping the old ones", ["error": "\(error)"])
         }
+        results.applyMetricsConfig(config.metrics)
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
         results.metrics.set(Catalogue.configReloadSuccessful, 1)
         results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())

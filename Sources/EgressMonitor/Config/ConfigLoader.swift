@@ -113,7 +113,7 @@ struct Validator {
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
                             "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
-                            "manage"]
+                            "manage", "metrics"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -198,6 +198,7 @@ struct Validator {
         }
         let web = webConfig(top["web"])
         let manage = manage(top["manage"])
+        let metricsSection = metricsConfig(top["metrics"])
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
@@ -205,6 +206,7 @@ struct Validator {
         config.credentials = credentials
         config.web = web
         config.manage = manage
+        config.metrics = metricsSection
         config.linkMirrorsToUpstreams()
         return config
     }
