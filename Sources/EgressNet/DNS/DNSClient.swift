@@ -139,11 +139,17 @@ public struct DNSClient: Sendable {
         let socket: Socket
         do {
             socket = try binding.makeSocket(for: server, udp: true)
+        } catch {
+            throw DNSLookupError.network(error)
+        }
+        // Closed on every way out, a failed connect (ENETUNREACH in a namespace without a
+        // route) included: the debug build's "freed without close" assertion found it leaking.
+        defer { socket.close() }
+        do {
             try await socket.connect(to: server, deadline: deadline)
         } catch {
             throw DNSLookupError.network(error)
         }
-        defer { socket.close() }
         var malformed: String?
         do {
             try await socket.write(query, deadline: deadline)
