@@ -77,4 +77,26 @@ static inline int egress_signal_forward(int signo, int fd) {
     sa.sa_flags = SA_RESTART;
     return sigaction(signo, &sa, NULL);
 }
+
+// Child processes for the operator's actions (EgressNet's SpawnedProcess): a pidfd turns "the
+// child exited" into a readable descriptor the epoll reactor can wait on, so no thread ever
+// blocks in waitpid. syscall(2) is variadic, which Swift cannot call; glibc 2.36 has no wrapper.
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <spawn.h>
+static inline int egress_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+/// posix_spawn's "close every descriptor from `low` up" (glibc 2.34), declared here because
+/// Glibc's Swift module may not show it.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int low);
+// pipe2 is declared by glibc only under _GNU_SOURCE.
+extern int pipe2(int pipefd[2], int flags);
+/// si_pid of a siginfo_t (a macro over a union the importer does not show).
+static inline pid_t egress_siginfo_pid(const siginfo_t *info) { return info->si_pid; }
 #endif

@@ -38,6 +38,9 @@ public enum ConfigSource: Sendable {
 public final class Agent: Sendable {
     public let results: ResultStore
     public let server: HTTPServer
+    /// The operator's `actions[]`, run on the changes `ViewChanges` sees in recorded results.
+    public let actions: ActionRunner
+    private let changes: ViewChanges
     private let scheduler: Scheduler
     private let source: ConfigSource
     private let current: Mutex<AgentConfig>
@@ -61,6 +64,12 @@ public final class Agent: Sendable {
         self.current = Mutex(config)
         let results = ResultStore(metrics: metrics)
         self.results = results
+        let actions = ActionRunner(metrics: metrics)
+        self.actions = actions
+        self.changes = ViewChanges { actions.deliver($0) }
+        actions.apply(config)
+        changes.apply(config)
+        results.observe(changes)
         let engine = ProbeEngine(config: config, resolution: resolution, registryState: registryState)
         self.scheduler = Scheduler(engine: engine, store: results)
         // Reload is wired through a box so the route can call back into the agent once built.
@@ -84,7 +93,9 @@ public final class Agent: Sendable {
 
     /// The agent's own state, as the status page and `/api/v1/status` show it.
     public var status: AgentStatus {
-        AgentStatus(configSource: source.description, startedAt: startedAt, config: config, metrics: results.metrics)
+        var status = AgentStatus(configSource: source.description, startedAt: startedAt, config: config, metrics: results.metrics)
+        status.actions = actions.status
+        return status
     }
 
     /// Reads the config again. On error the running config stays, the error is logged with its
@@ -112,6 +123,8 @@ public final class Agent: Sendable {
             Log.error("web settings of the new config cannot be used; keeping the old ones", ["error": "\(error)"])
         }
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
+        actions.apply(config)
+        changes.apply(config)
         results.metrics.set(Catalogue.configReloadSuccessful, 1)
         results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
         Log.info("config reloaded", ["config": source.description, "pairs": "\(config.pairs.count)"])
@@ -126,9 +139,15 @@ public final class Agent: Sendable {
         return settings
     }
 
-    /// Stops probing (probes in flight are cancelled) and closes the listener.
+    /// `mirrors_written`: the hook the managed-file writer calls after writing `file`.
+    public func mirrorsWritten(file: String, mirrors: [String]) {
+        actions.mirrorsWritten(file: file, mirrors: mirrors)
+    }
+
+    /// Stops probing (probes in flight are cancelled), ends running actions and closes the listener.
     public func stop() async {
         await scheduler.stop()
+        await actions.stop()
         await server.stop()
     }
 }

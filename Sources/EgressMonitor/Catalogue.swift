@@ -86,13 +86,21 @@ public enum Catalogue {
         help: "How late probe rounds started against their schedule (waiting for a concurrency slot included).",
         type: .histogram, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
 
+    public static let actionRuns = MetricFamily(
+        name: "egress_action_runs_total",
+        help: "Runs of each configured action, by result: ok (exit 0), failed (other exit or a signal), timeout (killed past timeout_seconds), spawn_error (could not start).",
+        type: .counter, labelNames: ["action", "result"])
+    public static let actionLastRun = MetricFamily(
+        name: "egress_action_last_run_timestamp_seconds", help: "Unix time the last run of each action ended.",
+        type: .gauge, labelNames: ["action"])
+
     /// The families of the agent, process metrics included.
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
         pathPreferred, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
         blobThroughput, blobBytes,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
-    ] + ProcessCollector.families
+    ] + [actionRuns, actionLastRun] + ProcessCollector.families
 
     /// A metric store with every family registered and the process collector installed.
     public static func makeStore() -> MetricStore {

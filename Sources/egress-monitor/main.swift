@@ -286,7 +286,7 @@ case .check:
     let style = options.json ? .plain : TerminalStyle.detect(fd: 1)
     let results = await probeRound(config, options, style: style)
     if options.json {
-        printOut(String(decoding: CheckCommand.json(results), as: UTF8.self))
+        printOut(String(decoding: CheckCommand.json(results, actions: config.actions), as: UTF8.self))
     } else {
         printOut(CheckCommand.table(results, style: style))
     }

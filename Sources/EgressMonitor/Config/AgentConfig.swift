@@ -22,6 +22,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var discovery: DiscoverySettings
     /// The listener's TLS and basic auth.
     public var web = WebConfig()
+    /// Commands run when the agent's view changes (`actions[]`; Act/ActionRunner.swift).
+    public var actions: [ActionConfig] = []
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,

@@ -113,6 +113,7 @@ struct Validator {
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
                             "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web"]
+        + ["actions"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -196,12 +197,14 @@ struct Validator {
             }
         }
         let web = webConfig(top["web"])
+        let actions = self.actions(top["actions"], targets: targetNames)
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
         config.web = web
+        config.actions = actions
         config.linkMirrorsToUpstreams()
         return config
     }

@@ -72,11 +72,12 @@ public enum CheckCommand {
     }
 
     /// `check --json`: `{"results": [...], "recommendations": {"target": "path"}}`.
-    public static func json(_ results: [ProbeResult]) -> [UInt8] {
+    /// `actions` (the config's) are listed, never run, when there are any.
+    public static func json(_ results: [ProbeResult], actions: [ActionConfig] = []) -> [UInt8] {
         ReportJSON.encode(CheckJSON(
             results: results.map { StatusReport.Entry(target: $0.target, path: $0.path, last: $0,
                                                       lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
-            recommendations: recommendations(results)))
+            recommendations: recommendations(results), actions: ActionsReport.configured(actions)))
     }
 
     /// The progress line shown on a terminal while the round runs.
@@ -181,8 +182,11 @@ public enum CheckCommand {
 struct CheckJSON: JSONRepresentable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    var actions: [ActionStatus] = []
 
     var json: JSONValue {
-        .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })])
+        var document: [String: JSONValue] = ["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })]
+        if !actions.isEmpty { document["actions"] = ActionsReport.json(actions) }
+        return .object(document)
     }
 }

@@ -32,6 +32,7 @@ public enum ValidateCommand {
         out += columns(config.targets.map { t in
             [t.name, "on " + pairs.filter { $0.target.name == t.name }.map(\.path.name).joined(separator: ", ")]
         }, indent: "    ")
+        out += ActionsReport.summary(config.actions)
         return out
     }
 

@@ -87,6 +87,8 @@ enum StatusPage {
             html += "</tbody></table></div>\n"
         }
 
+        html += ActionsReport.html(report.agent?.actions ?? [], now: now)
+
         html += """
         </main>
         <footer><a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> (this page as JSON) · <a href="/healthz">/healthz</a></footer>

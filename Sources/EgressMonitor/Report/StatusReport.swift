@@ -14,6 +14,8 @@ public struct AgentStatus: Sendable {
     public let lastReloadSuccessful: Bool?
     /// Unix time of the last successful load or reload.
     public let lastReloadSuccessAt: Double?
+    /// The actions' last runs (Act/ActionRunner.swift); empty without actions.
+    public var actions: [ActionStatus] = []
 
     public init(version: String = EgressMonitorVersion.current, configSource: String, startedAt: Double,
                 config: AgentConfig, lastReloadSuccessful: Bool?, lastReloadSuccessAt: Double?) {
@@ -222,6 +224,8 @@ struct APIDocument: JSONRepresentable {
     let agent: Agent?
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    /// Shown (as "actions") when the config has actions.
+    let actions: [ActionStatus]
 
     enum CodingKeys: String {
         case version, agent, results, recommendations
@@ -238,16 +242,23 @@ struct APIDocument: JSONRepresentable {
         }
         results = report.results
         recommendations = report.recommendations
+        actions = report.agent?.actions ?? []
     }
 
     var json: JSONValue {
-        .object([
+        var document = fields
+        if !actions.isEmpty { document["actions"] = ActionsReport.json(actions) }
+        return .object(document)
+    }
+
+    private var fields: [String: JSONValue] {
+        [
             CodingKeys.version.rawValue: .string(version),
             CodingKeys.generatedAt.rawValue: .number(generatedAt),
             CodingKeys.agent.rawValue: agent?.json ?? .null,
             CodingKeys.results.rawValue: .array(results.map(\.json)),
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
-        ])
+        ]
     }
 }
 
