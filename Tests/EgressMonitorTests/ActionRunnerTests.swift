@@ -130,7 +130,7 @@ func isRunning(_ pid: Int32) -> Bool {
         sleep 1000 &
         echo $! > "\(dir)/child"
         echo $$ > "\(dir)/leader"
-        sleep 1000
+        exec sleep 1000
         """)
         let (runner, metrics) = Self.runner([ActionConfig(name: "hang", on: [.targetDown], command: [dir + "/hang"], timeoutSeconds: 1)], grace: 1)
         let started = Date()
@@ -139,6 +139,8 @@ func isRunning(_ pid: Int32) -> Bool {
         let took = Date().timeIntervalSince(started)
         let child = try #require(Int32(Self.read(dir + "/child").trimmingCharacters(in: .whitespacesAndNewlines)))
         let leader = try #require(Int32(Self.read(dir + "/leader").trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Should the runner fail to end them, the test does, so no sleep outlives it.
+        defer { for pid in [leader, child] where isRunning(pid) { kill(pid, SIGKILL) } }
         #expect(!isRunning(leader), "the command still runs")
         #expect(!isRunning(child), "the child the command forked still runs")
         #expect(metrics.value(Catalogue.actionRuns, ["hang", "timeout"]) == 1)
@@ -162,6 +164,7 @@ func isRunning(_ pid: Int32) -> Bool {
         runner.deliver(ActionEvent(kind: .targetDown, target: "hub", path: .direct))
         await runner.waitUntilIdle()
         let child = try #require(Int32(Self.read(dir + "/child").trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { if isRunning(child) { kill(child, SIGKILL) } }
         #expect(!isRunning(child))
         #expect(metrics.value(Catalogue.actionRuns, ["leave", "ok"]) == 1)
     }

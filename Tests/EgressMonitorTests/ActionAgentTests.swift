@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+@testable import EgressMonitor
+import EgressNet
+import EgressTestSupport
+
+/// Actions driven by a running agent probing real listeners: a service stops, the agent's
+/// rounds see it, the action runs with the event's environment; the operator sees the runs in
+/// /metrics, /api/v1/status and on the status page, and the output in the log, redacted.
+@Suite(.serialized) struct ActionAgentTests {
+    static let loopback = IPAddress("127.0.0.1")!
+
+    /// A port that accepts connections while `open` (a listening socket: the kernel completes
+    /// the handshake), and refuses them while closed.
+    final class Service: @unchecked Sendable {  // used by one test task at a time
+        let port: UInt16
+        private var socket: Socket?
+        init() throws {
+            let s = try Socket.listen(on: SocketAddress(ip: ActionAgentTests.loopback, port: 0))
+            port = s.localAddress!.port
+            socket = s
+        }
+        func close() { socket?.close(); socket = nil }
+        func open() throws { socket = try Socket.listen(on: SocketAddress(ip: ActionAgentTests.loopback, port: port)) }
+        deinit { socket?.close() }
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    static func waitFor(_ seconds: Double, _ condition: () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(TestTime.allowance(seconds))
+        while !condition() && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+    }
+
+    @Test(.enabled(if: Lab.has("curl"), "needs curl"))
+    func aServiceThatStopsFiresTargetDownAndItsReturnTargetUp() async throws {
+        let svc = try Service()
+        let other = try Service()
+        let dir = try Lab.makeDirectory("action-agent")
+        defer { Lab.removeDirectory(dir) }
+        let script = dir + "/record"
+        try writeActionScript(script, #"echo "$EGRESS_EVENT $EGRESS_TARGET $EGRESS_PATH $EGRESS_PATH_KIND" >> "$1""#)
+        let events = dir + "/events"
+        let configPath = dir + "/config.json"
+        try """
+        {"interval_seconds": 1, "timeout_seconds": 1, "discovery": false,
+         "targets": [{"name": "svc", "kind": "tcp", "url": "tcp://127.0.0.1:\(svc.port)"},
+                     {"name": "other", "kind": "tcp", "url": "tcp://127.0.0.1:\(other.port)"}],
+         "actions": [{"name": "route", "on": ["target_down", "target_up"], "targets": ["svc"],
+                      "command": ["\(script)", "\(events)"], "timeout_seconds": 5}]}
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let agent = try Agent.start(source: .file(configPath), listenOverride: SocketAddress(ip: Self.loopback, port: 0), jitter: false)
+        let runsOK = #"egress_action_runs_total{action="route",result="ok"}"#
+        let up = try await AgentTests.waitForScrape(agent) {
+            (AgentTests.sample($0, #"egress_probe_runs_total{target="svc",path="direct"}"#) ?? 0) >= 2
+        }
+        #expect(AgentTests.sample(up, runsOK) == 0, "the series is there before the first run")
+        #expect(Self.lines(events) == [], "the first verdict (up) is no event")
+
+        // The other target goes down: filtered out by targets.
+        other.close()
+        _ = try await AgentTests.waitForScrape(agent) { AgentTests.sample($0, #"egress_probe_success{target="other",path="direct"}"#) == 0 }
+        svc.close()
+        try await Self.waitFor(10) { Self.lines(events).count >= 1 }
+        #expect(Self.lines(events) == ["target_down svc direct direct"])
+        try svc.open()
+        try await Self.waitFor(10) { Self.lines(events).count >= 2 }
+        #expect(Self.lines(events) == ["target_down svc direct direct", "target_up svc direct direct"])
+
+        let metrics = try await AgentTests.waitForScrape(agent) { AgentTests.sample($0, runsOK) == 2 }
+        #expect(AgentTests.sample(metrics, runsOK) == 2)
+        #expect((AgentTests.sample(metrics, #"egress_action_last_run_timestamp_seconds{action="route"}"#) ?? 0) > Date().timeIntervalSince1970 - 60)
+        let status = try await AgentTests.scrape(agent, "/api/v1/status")
+        let json = try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any]
+        let actions = json?["actions"] as? [[String: Any]] ?? []
+        #expect(actions.count == 1)
+        #expect(actions.first?["name"] as? String == "route" && actions.first?["last_result"] as? String == "ok")
+        #expect(actions.first?["last_event"] as? String == "target_up svc (direct)")
+        #expect((actions.first?["runs"] as? [String: Any])?["ok"] as? Int == 2)
+        let page = try await AgentTests.scrape(agent, "/")
+        #expect(page.contains("<h2 id=\"actions\">Actions</h2>") && page.contains("<code>route</code>") && page.contains("target_up svc (direct)"))
+        await agent.stop()
+        #expect(Self.lines(events).count == 2, "other's down fired nothing")
+    }
+
+    /// The agent binary: an action's output lands in the agent's log line by line under the
+    /// action's name, passwords hidden (a URL's, and the config's proxy password written bare);
+    /// the agent's own environment (a secret, a proxy variable) does not reach the action.
+    @Test(.enabled(if: Lab.has("curl"), "needs curl"))
+    func theBinaryLogsAnActionsOutputRedactedAndKeepsItsEnvironmentToItself() async throws {
+        let svc = try Service()
+        let dir = try Lab.makeDirectory("action-binary")
+        defer { Lab.removeDirectory(dir) }
+        let secret = "hunter2-SECRET"
+        let script = dir + "/loud"
+        try writeActionScript(script, """
+        echo "switching to http://alice:\(secret)@127.0.0.1:1 now"
+        echo "the password is \(secret)" >&2
+        echo "agent secret: ${EGRESS_TEST_AGENT_SECRET:-absent}, proxy: ${https_proxy:-absent}"
+        printf 'last line without newline'
+        """)
+        let port = FreePort.next()
+        let configPath = dir + "/config.json"
+        try """
+        {"listen": "127.0.0.1:\(port)", "interval_seconds": 1, "timeout_seconds": 1, "discovery": false,
+         "paths": [{"name": "direct"}, {"name": "corp", "proxy": "http://alice:\(secret)@127.0.0.1:1"}],
+         "targets": [{"name": "svc", "kind": "tcp", "url": "tcp://127.0.0.1:\(svc.port)", "paths": ["direct"]}],
+         "actions": [{"name": "loud", "on": ["target_down"], "command": ["\(script)"]}]}
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let agent = try LabProcess(ProcessTests.binary, arguments: ["--config", configPath],
+                                   environment: ["EGRESS_TEST_AGENT_SECRET": "agent-only", "https_proxy": "http://alice:\(secret)@127.0.0.1:1"],
+                                   directory: dir, name: "egress-monitor")
+        defer { agent.stop() }
+        try await agent.waitForTCPPort(port, timeout: 30)
+        let base = "http://127.0.0.1:\(port)"
+        var metrics = ""
+        let ready = Deadline.after(seconds: TestTime.allowance(10))
+        repeat {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            metrics = try await ProcessTests.get(base + "/metrics")
+        } while (ProcessTests.sample(metrics, #"egress_probe_runs_total{target="svc",path="direct"}"#) ?? 0) < 1 && !ready.hasPassed
+        svc.close()
+        let ran = Deadline.after(seconds: TestTime.allowance(10))
+        repeat {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            metrics = try await ProcessTests.get(base + "/metrics")
+        } while ProcessTests.sample(metrics, #"egress_action_runs_total{action="loud",result="ok"}"#) != 1 && !ran.hasPassed
+        #expect(ProcessTests.sample(metrics, #"egress_action_runs_total{action="loud",result="ok"}"#) == 1)
+        let log = agent.logTail(lines: 400)
+        #expect(log.contains(#"msg="action output" action=loud line="switching to http://alice:***@127.0.0.1:1 now""#), "\(log)")
+        #expect(log.contains(#"msg="action output" action=loud line="the password is ***""#), "\(log)")
+        #expect(log.contains(#"msg="action output" action=loud line="agent secret: absent, proxy: absent""#), "\(log)")
+        #expect(log.contains(#"msg="action output" action=loud line="last line without newline""#), "\(log)")
+        #expect(log.contains(#"msg="action finished" action=loud result=ok exit="exit 0""#), "\(log)")
+        #expect(!log.contains(secret), "the password never reaches the log")
+    }
+}
