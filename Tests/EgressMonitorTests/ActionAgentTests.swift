@@ -137,3 +137,63 @@ import EgressTestSupport
         #expect(!log.contains(secret), "the password never reaches the log")
     }
 }
+
+/// The shipped `systemd/route-docker` example, run by the real ActionRunner in a network
+/// namespace of the test's own, as the unit's drop-in lets it run: an unprivileged user
+/// (nobody) holding only CAP_NET_ADMIN, ambient, with no_new_privs (setpriv stands in for
+/// systemd's User=/AmbientCapabilities=/NoNewPrivileges=). Without the capability — the unit
+/// without the drop-in — it fails, and the run counts as failed.
+@Suite(.serialized) struct ActionRouteDockerTests {
+    static let canRun = Lab.isRoot && Lab.has("ip") && Lab.has("setpriv")
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path + "/systemd/route-docker"
+
+    static func ip(_ args: [String]) throws -> String { try Lab.run("ip", args) }
+
+    @Test(.enabled(if: canRun, "needs root, ip and setpriv: the route-docker test is SKIPPED, not passed"))
+    func routeDockerFollowsThePreferredPathWithOnlyCAP_NET_ADMIN() async throws {
+        let ns = "actions-rd-\(getpid())"
+        _ = try? Self.ip(["netns", "del", ns])
+        _ = try Self.ip(["netns", "add", ns])
+        defer { _ = try? Self.ip(["netns", "del", ns]) }
+        for (a, b) in [("wg9", "wg9p"), ("eth9", "eth9p")] {
+            _ = try Self.ip(["-n", ns, "link", "add", a, "type", "veth", "peer", "name", b])
+            _ = try Self.ip(["-n", ns, "link", "set", a, "up"])
+            _ = try Self.ip(["-n", ns, "link", "set", b, "up"])
+        }
+        _ = try Self.ip(["-n", ns, "addr", "add", "192.0.2.10/24", "dev", "eth9"])
+        _ = try Self.ip(["-n", ns, "route", "add", "default", "via", "192.0.2.1", "dev", "eth9"])
+        func command(caps: Bool) -> [String] {
+            let set = caps ? "-all,+net_admin" : "-all"
+            return [Lab.path(of: "ip")!, "netns", "exec", ns, Lab.path(of: "setpriv")!, "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "--inh-caps=\(set)", "--ambient-caps=\(set)", "--bounding-set=\(set)", "--no-new-privs", Self.script, "--table", "100"]
+        }
+        let actions = [ActionConfig(name: "route-docker", on: [.preferredPathChanged, .targetUp, .targetDown], targets: ["hub"], command: command(caps: true), timeoutSeconds: 10),
+                       ActionConfig(name: "no-cap", on: [.preferredPathChanged], targets: ["other"], command: command(caps: false), timeoutSeconds: 10)]
+        let (runner, metrics) = ActionRunnerTests.runner(actions)
+        func table() throws -> String { try Self.ip(["-n", ns, "route", "show", "table", "100"]).trimmingCharacters(in: .whitespacesAndNewlines) }
+
+        runner.deliver(ActionEvent(kind: .preferredPathChanged, target: "hub", path: EgressPath(name: "vpn", kind: .interface("wg9")), previousPath: "direct"))
+        await runner.waitUntilIdle()
+        #expect(try table() == "default dev wg9 scope link")
+        runner.deliver(ActionEvent(kind: .targetDown, target: "hub", path: EgressPath(name: "vpn", kind: .interface("wg9"))))
+        await runner.waitUntilIdle()
+        #expect(try table() == "default dev wg9 scope link", "target_down leaves the table as it is")
+        runner.deliver(ActionEvent(kind: .targetUp, target: "hub", path: .direct))
+        await runner.waitUntilIdle()
+        #expect(try table() == "default via 192.0.2.1 dev eth9", "direct copies the main table's default route")
+        runner.deliver(ActionEvent(kind: .preferredPathChanged, target: "hub", path: EgressPath(name: "src", kind: .sourceAddress(IPAddress("192.0.2.10")!)), previousPath: "direct"))
+        await runner.waitUntilIdle()
+        #expect(try table() == "default via 192.0.2.1 dev eth9 src 192.0.2.10")
+        runner.deliver(ActionEvent(kind: .preferredPathChanged, target: "hub", path: ActionRunnerTests.proxyPath, previousPath: "src"))
+        await runner.waitUntilIdle()
+        #expect(try table() == "default via 192.0.2.1 dev eth9 src 192.0.2.10", "a proxy path changes no route")
+        #expect(metrics.value(Catalogue.actionRuns, ["route-docker", "ok"]) == 5)
+
+        // The same script without the capability: netlink says EPERM, the run failed.
+        runner.deliver(ActionEvent(kind: .preferredPathChanged, target: "other", path: EgressPath(name: "vpn", kind: .interface("wg9")), previousPath: "direct"))
+        await runner.waitUntilIdle()
+        #expect(metrics.value(Catalogue.actionRuns, ["no-cap", "failed"]) == 1)
+        #expect(try table() == "default via 192.0.2.1 dev eth9 src 192.0.2.10")
+    }
+}
