@@ -21,6 +21,7 @@ declare -A need=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [python3]=python3
+  [setpriv]=util-linux
 )
 missing=()
 for prog in "${!need[@]}"; do

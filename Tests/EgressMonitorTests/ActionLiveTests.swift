@@ -7,7 +7,7 @@ import EgressTestSupport
 /// Actions driven by a running agent probing real listeners: a service stops, the agent's
 /// rounds see it, the action runs with the event's environment; the operator sees the runs in
 /// /metrics, /api/v1/status and on the status page, and the output in the log, redacted.
-@Suite(.serialized) struct ActionAgentTests {
+@Suite(.serialized) struct ActionLiveTests {
     static let loopback = IPAddress("127.0.0.1")!
 
     /// A port that accepts connections while `open` (a listening socket: the kernel completes
@@ -16,12 +16,12 @@ import EgressTestSupport
         let port: UInt16
         private var socket: Socket?
         init() throws {
-            let s = try Socket.listen(on: SocketAddress(ip: ActionAgentTests.loopback, port: 0))
+            let s = try Socket.listen(on: SocketAddress(ip: ActionLiveTests.loopback, port: 0))
             port = s.localAddress!.port
             socket = s
         }
         func close() { socket?.close(); socket = nil }
-        func open() throws { socket = try Socket.listen(on: SocketAddress(ip: ActionAgentTests.loopback, port: port)) }
+        func open() throws { socket = try Socket.listen(on: SocketAddress(ip: ActionLiveTests.loopback, port: port)) }
         deinit { socket?.close() }
     }
 
