@@ -150,6 +150,33 @@ func isRunning(_ pid: Int32) -> Bool {
         #expect(runner.status.first?.lastExit == (ignoresTERM ? "signal 9" : "signal 15"))
     }
 
+    /// When the agent stops, a run in progress is ended (its group terminated) rather than left
+    /// behind, and no event starts another.
+    @Test func stoppingEndsARunInProgress() async throws {
+        let dir = try Lab.makeDirectory("action-stop")
+        defer { Lab.removeDirectory(dir) }
+        try writeActionScript(dir + "/hang", """
+        echo $$ > "\(dir)/leader"
+        exec sleep 1000
+        """)
+        let (runner, metrics) = Self.runner([ActionConfig(name: "hang", on: [.targetDown], command: [dir + "/hang"], timeoutSeconds: 100)], grace: 1)
+        runner.deliver(ActionEvent(kind: .targetDown, target: "hub", path: .direct))
+        let deadline = Date().addingTimeInterval(TestTime.allowance(5))
+        while Self.read(dir + "/leader").isEmpty && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        let leader = try #require(Int32(Self.read(dir + "/leader").trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { if isRunning(leader) { kill(leader, SIGKILL) } }
+        runner.deliver(ActionEvent(kind: .targetDown, target: "t2", path: .direct))
+        let started = Date()
+        await runner.stop()
+        #expect(Date().timeIntervalSince(started) < TestTime.allowance(3), "stop waited \(Date().timeIntervalSince(started)) s")
+        #expect(!isRunning(leader))
+        #expect(metrics.value(Catalogue.actionRuns, ["hang", "failed"]) == 1)
+        runner.deliver(ActionEvent(kind: .targetDown, target: "t3", path: .direct))
+        await runner.waitUntilIdle()
+        #expect(metrics.value(Catalogue.actionRuns, ["hang", "ok"]) == 0 && metrics.value(Catalogue.actionRuns, ["hang", "failed"]) == 1,
+                "nothing ran after stop: the waiting event was dropped")
+    }
+
     /// A command that exits leaving a background job in its group: the job is ended with the
     /// run, so runs of an action never overlap.
     @Test func whatACommandLeavesRunningInItsGroupEndsWithTheRun() async throws {
