@@ -101,13 +101,15 @@ import EgressTestSupport
         echo "agent secret: ${EGRESS_TEST_AGENT_SECRET:-absent}, proxy: ${https_proxy:-absent}"
         printf 'last line without newline'
         """)
+        try writeActionScript(dir + "/flood", "seq 1 1500")
         let port = FreePort.next()
         let configPath = dir + "/config.json"
         try """
         {"listen": "127.0.0.1:\(port)", "interval_seconds": 1, "timeout_seconds": 1, "discovery": false,
          "paths": [{"name": "direct"}, {"name": "corp", "proxy": "http://alice:\(secret)@127.0.0.1:1"}],
          "targets": [{"name": "svc", "kind": "tcp", "url": "tcp://127.0.0.1:\(svc.port)", "paths": ["direct"]}],
-         "actions": [{"name": "loud", "on": ["target_down"], "command": ["\(script)"]}]}
+         "actions": [{"name": "loud", "on": ["target_down"], "command": ["\(script)"]},
+                     {"name": "flood", "on": ["target_down"], "command": ["\(dir)/flood"]}]}
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         let agent = try LabProcess(ProcessTests.binary, arguments: ["--config", configPath],
                                    environment: ["EGRESS_TEST_AGENT_SECRET": "agent-only", "https_proxy": "http://alice:\(secret)@127.0.0.1:1"],
@@ -126,15 +128,20 @@ import EgressTestSupport
         repeat {
             try await Task.sleep(nanoseconds: 200_000_000)
             metrics = try await ProcessTests.get(base + "/metrics")
-        } while ProcessTests.sample(metrics, #"egress_action_runs_total{action="loud",result="ok"}"#) != 1 && !ran.hasPassed
+        } while (ProcessTests.sample(metrics, #"egress_action_runs_total{action="loud",result="ok"}"#) != 1
+                 || ProcessTests.sample(metrics, #"egress_action_runs_total{action="flood",result="ok"}"#) != 1) && !ran.hasPassed
         #expect(ProcessTests.sample(metrics, #"egress_action_runs_total{action="loud",result="ok"}"#) == 1)
-        let log = agent.logTail(lines: 400)
-        #expect(log.contains(#"msg="action output" action=loud line="switching to http://alice:***@127.0.0.1:1 now""#), "\(log)")
-        #expect(log.contains(#"msg="action output" action=loud line="the password is ***""#), "\(log)")
-        #expect(log.contains(#"msg="action output" action=loud line="agent secret: absent, proxy: absent""#), "\(log)")
-        #expect(log.contains(#"msg="action output" action=loud line="last line without newline""#), "\(log)")
-        #expect(log.contains(#"msg="action finished" action=loud result=ok exit="exit 0""#), "\(log)")
+        let log = agent.logTail(lines: 100_000)
+        #expect(log.contains(#"msg="action output" action=loud line="switching to http://alice:***@127.0.0.1:1 now""#), "\(agent.logTail(lines: 40))")
+        #expect(log.contains(#"msg="action output" action=loud line="the password is ***""#))
+        #expect(log.contains(#"msg="action output" action=loud line="agent secret: absent, proxy: absent""#))
+        #expect(log.contains(#"msg="action output" action=loud line="last line without newline""#))
+        #expect(log.contains(#"msg="action finished" action=loud result=ok exit="exit 0""#))
         #expect(!log.contains(secret), "the password never reaches the log")
+        // A flood of output: the first 1,000 lines logged, then one warning, then nothing.
+        let flood = log.split(separator: "\n").filter { $0.contains(#"msg="action output" action=flood line="#) }
+        #expect(flood.count == 1000 && flood.last?.hasSuffix("line=1000") == true, "\(flood.count) lines, last \(flood.last ?? "")")
+        #expect(log.contains(#"msg="action output: more than 1000 lines; the rest of this run's output is not logged" action=flood"#))
     }
 }
 

@@ -314,7 +314,16 @@ public final class ActionRunner: Sendable {
     private static func logOutput(_ process: SpawnedProcess, action: String, secrets: [String]) async {
         var pending: [UInt8] = []
         let longest = 4096
+        // A command that floods its output cannot flood the agent's log: past this many lines
+        // of one run, the rest is read and dropped, and that is said once.
+        let most = 1000
+        var logged = 0
         func emit(_ bytes: some Collection<UInt8>) {
+            logged += 1
+            if logged > most {
+                if logged == most + 1 { Log.warn("action output: more than \(most) lines; the rest of this run's output is not logged", ["action": action]) }
+                return
+            }
             var text = String(decoding: bytes, as: UTF8.self)
             if text.hasSuffix("\r") { text.removeLast() }
             Log.info("action output", ["action": action, "line": redact(text, secrets: secrets)])

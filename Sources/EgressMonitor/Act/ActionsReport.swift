@@ -31,7 +31,7 @@ enum ActionsReport {
     static func html(_ statuses: [ActionStatus], now: Double) -> String {
         guard !statuses.isEmpty else { return "" }
         let e = StatusPage.escape
-        var html = "<h2 id=\"actions\">Actions</h2>\n<div class=\"scroll\"><table class=\"list actions\">\n"
+        var html = "<h2 id=\"actions\">Actions</h2>\n<div class=\"scroll\"><table class=\"actions\">\n"
         html += "<thead><tr><th>action</th><th>runs on</th><th>last run</th><th>result</th><th>runs</th></tr></thead>\n<tbody>\n"
         for s in statuses {
             var on = s.on.map(\.rawValue).joined(separator: ", ")
