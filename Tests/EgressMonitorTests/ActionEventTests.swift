@@ -156,6 +156,18 @@ import EgressTestSupport
         for (actions, message) in cases {
             #expect(Self.issues(actions, dir: dir) == [message], "\(actions)")
         }
+        // validate lists the actions (a URL password in an argument hidden); check --json lists
+        // them with no run; without actions neither shows a block.
+        var withActions = LabConfig.config(targets: [LabConfig.target("hub", kind: .dockerhub, url: "https://registry-1.docker.io")])
+        withActions.actions = [ActionConfig(name: "hook", on: [.targetDown], targets: ["hub"], command: [ok, "https://u:pw@hook.example"], timeoutSeconds: 5)]
+        let summary = ValidateCommand.summary(withActions, source: "c.json")
+        #expect(summary.contains("  actions (run without a shell, environment EGRESS_* and PATH only):\n    hook  on target_down  targets hub  runs \(ok) https://u:***@hook.example  timeout 5 s\n"), "\(summary)")
+        #expect(!ValidateCommand.summary(LabConfig.config(targets: withActions.targets), source: "c.json").contains("actions"))
+        let check = try JSONSerialization.jsonObject(with: Data(CheckCommand.json([], actions: withActions.actions))) as? [String: Any]
+        let block = check?["actions"] as? [[String: Any]] ?? []
+        #expect(block.count == 1 && block.first?["name"] as? String == "hook" && block.first?["last_result"] is NSNull
+                && (block.first?["runs"] as? [String: Any])?["timeout"] as? Int == 0 && block.first?["targets"] as? [String] == ["hub"])
+        #expect(!String(decoding: CheckCommand.json([]), as: UTF8.self).contains("actions"))
         let config = try ConfigLoader.decode(Array(#"{"targets": [{"name": "hub", "kind": "dockerhub"}], "actions": [{"name": "a", "on": ["target_down", "mirrors_written"], "targets": ["hub"], "command": ["\#(ok)", "--quiet"]}]}"#.utf8))
         #expect(config.actions == [ActionConfig(name: "a", on: [.targetDown, .mirrorsWritten], targets: ["hub"], command: [ok, "--quiet"], timeoutSeconds: 30)])
     }
