@@ -281,6 +281,10 @@ public final class ActionRunner: Sendable {
             }
             await terminateGroup(process)
         }
+        // Reaped before looking for the rest of the group: then the group's id answers `kill`
+        // only while other members live (the common case costs one kill(2), not a /proc scan),
+        // and a group with members keeps its id from being reused.
+        _ = process.reap()
         // Descendants still in the group (a background job of a script): ended with it.
         if !process.liveGroupMembers().isEmpty {
             Log.warn("action left processes running; terminating them", ["action": action.name])
@@ -289,8 +293,8 @@ public final class ActionRunner: Sendable {
         return timedOut
     }
 
-    /// SIGTERM to the group; SIGKILL after the grace period to whatever of it still runs. The
-    /// leader is not reaped before, so its pid (the group's id) cannot be reused meanwhile.
+    /// SIGTERM to the group; SIGKILL after the grace period to whatever of it still runs. At a
+    /// timeout the leader is not reaped before, so its pid (the group's id) cannot be reused.
     private func terminateGroup(_ process: SpawnedProcess) async {
         // In a task of its own: a cancelled run (the agent stopping) must still wait the grace
         // period out, and its own waits would end at once.
