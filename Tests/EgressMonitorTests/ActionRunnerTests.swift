@@ -59,7 +59,12 @@ func isRunning(_ pid: Int32) -> Bool {
         readlink /proc/$$/fd/0 > "$out.stdin"
         cut -d' ' -f5 /proc/$$/stat > "$out.pgid"
         echo $$ > "$out.pid"
+        for f in /proc/$$/fd/*; do readlink "$f"; done > "$out.fds"
+        exit 0
         """)
+        // A descriptor of the agent opened without O_CLOEXEC does not reach the command.
+        let leaky = open(dir + "/agent-file", O_WRONLY | O_CREAT, 0o600)
+        defer { close(leaky) }
         let action = ActionConfig(name: "record", on: [.preferredPathChanged], command: [script, dir + "/run", "a b", "$HOME", "*"])
         let (runner, metrics) = Self.runner([action])
         let event = ActionEvent(kind: .preferredPathChanged, target: "hub", path: Self.proxyPath, previousPath: "direct")
@@ -76,6 +81,7 @@ func isRunning(_ pid: Int32) -> Bool {
         #expect(Self.read(dir + "/run.env").split(separator: "\n").map(String.init) == expected)
         #expect(!Self.read(dir + "/run.env").contains("s3cret") && !Self.read(dir + "/run.env").contains("agent-only-secret"))
         #expect(Self.read(dir + "/run.stdin") == "/dev/null\n")
+        #expect(!Self.read(dir + "/run.fds").contains("agent-file") && Self.read(dir + "/run.fds").contains("pipe:"), "\(Self.read(dir + "/run.fds"))")
         #expect(Self.read(dir + "/run.pgid") == Self.read(dir + "/run.pid"), "the command leads a process group of its own")
         #expect(metrics.value(Catalogue.actionRuns, ["record", "ok"]) == 1)
         #expect((metrics.value(Catalogue.actionLastRun, ["record"]) ?? 0) > Date().timeIntervalSince1970 - 60)
