@@ -22,6 +22,11 @@ enum ActionsReport {
         })
     }
 
+    /// `{"actions": [...]}` when there are actions, else nothing: merged into a report's document.
+    static func block(_ statuses: [ActionStatus]) -> [String: JSONValue] {
+        statuses.isEmpty ? [:] : ["actions": json(statuses)]
+    }
+
     /// The configured actions before any run (`check --json`: a one-shot round runs none).
     static func configured(_ actions: [ActionConfig]) -> [ActionStatus] {
         actions.map { ActionStatus(name: $0.name, on: $0.on, targets: $0.targets) }

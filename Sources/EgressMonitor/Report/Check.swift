@@ -185,8 +185,7 @@ struct CheckJSON: JSONRepresentable {
     var actions: [ActionStatus] = []
 
     var json: JSONValue {
-        var document: [String: JSONValue] = ["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })]
-        if !actions.isEmpty { document["actions"] = ActionsReport.json(actions) }
-        return .object(document)
+        .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })]
+            .merging(ActionsReport.block(actions)) { a, _ in a })
     }
 }

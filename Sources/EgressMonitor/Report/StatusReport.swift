@@ -246,19 +246,13 @@ struct APIDocument: JSONRepresentable {
     }
 
     var json: JSONValue {
-        var document = fields
-        if !actions.isEmpty { document["actions"] = ActionsReport.json(actions) }
-        return .object(document)
-    }
-
-    private var fields: [String: JSONValue] {
-        [
+        .object([
             CodingKeys.version.rawValue: .string(version),
             CodingKeys.generatedAt.rawValue: .number(generatedAt),
             CodingKeys.agent.rawValue: agent?.json ?? .null,
             CodingKeys.results.rawValue: .array(results.map(\.json)),
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
-        ]
+        ].merging(ActionsReport.block(actions)) { a, _ in a })
     }
 }
 
