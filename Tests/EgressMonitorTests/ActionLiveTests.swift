@@ -43,13 +43,16 @@ import EgressTestSupport
         let script = dir + "/record"
         try writeActionScript(script, #"echo "$EGRESS_EVENT $EGRESS_TARGET $EGRESS_PATH $EGRESS_PATH_KIND" >> "$1""#)
         let events = dir + "/events"
+        let written = dir + "/on-written"
+        try writeActionScript(written, #"echo "$EGRESS_EVENT $EGRESS_FILE $EGRESS_MIRRORS target=$EGRESS_TARGET" >> "$1""#)
         let configPath = dir + "/config.json"
         try """
         {"interval_seconds": 1, "timeout_seconds": 1, "discovery": false,
          "targets": [{"name": "svc", "kind": "tcp", "url": "tcp://127.0.0.1:\(svc.port)"},
                      {"name": "other", "kind": "tcp", "url": "tcp://127.0.0.1:\(other.port)"}],
          "actions": [{"name": "route", "on": ["target_down", "target_up"], "targets": ["svc"],
-                      "command": ["\(script)", "\(events)"], "timeout_seconds": 5}]}
+                      "command": ["\(script)", "\(events)"], "timeout_seconds": 5},
+                     {"name": "written", "on": ["mirrors_written"], "targets": ["svc"], "command": ["\(written)", "\(dir)/written"]}]}
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         let agent = try Agent.start(source: .file(configPath), listenOverride: SocketAddress(ip: Self.loopback, port: 0), jitter: false)
         let runsOK = #"egress_action_runs_total{action="route",result="ok"}"#
@@ -75,12 +78,16 @@ import EgressTestSupport
         let status = try await AgentTests.scrape(agent, "/api/v1/status")
         let json = try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any]
         let actions = json?["actions"] as? [[String: Any]] ?? []
-        #expect(actions.count == 1)
+        #expect(actions.map { $0["name"] as? String } == ["route", "written"])
         #expect(actions.first?["name"] as? String == "route" && actions.first?["last_result"] as? String == "ok")
         #expect(actions.first?["last_event"] as? String == "target_up svc (direct)")
         #expect((actions.first?["runs"] as? [String: Any])?["ok"] as? Int == 2)
         let page = try await AgentTests.scrape(agent, "/")
         #expect(page.contains("<h2 id=\"actions\">Actions</h2>") && page.contains("<code>route</code>") && page.contains("target_up svc (direct)"))
+        // The managed-file writer's hook: not filtered by targets.
+        agent.mirrorsWritten(file: "/etc/docker/daemon.json", mirrors: ["https://m1.lab.test", "https://m2.lab.test:5000"])
+        await agent.actions.waitUntilIdle()
+        #expect(Self.lines(dir + "/written") == ["mirrors_written /etc/docker/daemon.json https://m1.lab.test,https://m2.lab.test:5000 target="])
         await agent.stop()
         #expect(Self.lines(events).count == 2, "other's down fired nothing")
     }
