@@ -21,6 +21,7 @@ declare -A need=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [python3]=python3
+  [prometheus-alertmanager]=prometheus-alertmanager
   [setpriv]=util-linux
 )
 missing=()

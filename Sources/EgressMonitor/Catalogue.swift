@@ -44,6 +44,16 @@ public enum Catalogue {
         help: "1 on the path the agent recommends for this target, 0 on its other paths (see the README's rule).",
         type: .gauge, labelNames: pair)
 
+    // Verdicts said once (Attribution): per path and per target rather than per pair.
+    public static let pathUp = MetricFamily(
+        name: "egress_path_up",
+        help: "0 while every target probed on this path (at least two) failed its last round in the same phase among dns, connect and proxy, else 1.",
+        type: .gauge, labelNames: ["path"])
+    public static let targetUp = MetricFamily(
+        name: "egress_target_up",
+        help: "1 when some path of this target succeeded in its last round, 0 when every path failed.",
+        type: .gauge, labelNames: ["target"])
+
     public static let rateLimitLimit = MetricFamily(
         name: "egress_registry_ratelimit_limit",
         help: "Pull limit the registry announced (ratelimit-limit), last seen on a manifest answer.",
@@ -97,7 +107,7 @@ public enum Catalogue {
     /// The families of the agent, process metrics included.
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
-        pathPreferred, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
+        pathPreferred, pathUp, targetUp, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
         blobThroughput, blobBytes,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
     ] + [actionRuns, actionLastRun] + ProcessCollector.families

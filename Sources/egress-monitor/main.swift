@@ -44,14 +44,17 @@ enum Command: String, CaseIterable {
         case .check: return """
             usage: egress-monitor check [--config FILE] [--json] [--target NAME] [--path NAME]
 
-            Runs one round of probes now and prints a table of target × path: each phase's time and
-            the result; for each failure, its phase and reason in words and what to try; then the
-            path to use for each target.
+            Runs one round of probes now and prints first the findings, each said once: a path every
+            target fails on early (dns, connect, proxy), a target that fails on every path. Then a
+            table of target × path: each phase's time and the result; for each failure no finding
+            explains, its phase and reason in words and what to try; then the path to use for each
+            target.
 
               -c, --config FILE   the config (default: Docker Hub plus the mirrors and proxies
                                   Docker is set up with)
                   --json          JSON instead of the table:
-                                  {"results": [...], "recommendations": {"TARGET": "PATH"}}
+                                  {"results": [...], "recommendations": {"TARGET": "PATH"},
+                                   "paths": {"PATH": {"up", ...}}, "targets": {"TARGET": {"up", ...}}}
                   --target NAME   probe only this target
                   --path NAME     probe only over this path
                   --log-level L   debug, info, warn or error (on stderr; default info)

@@ -296,8 +296,14 @@ import EgressTestSupport
         let run = try await Self.cli(["check", "--config", path, "--json"])
         #expect(run.status == 1, "\(run)")
         let document = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
-        #expect(Set(document.keys) == ["results", "recommendations"])
+        #expect(Set(document.keys) == ["results", "recommendations", "paths", "targets"])
         #expect(document["recommendations"] as? [String: String] == ["registry": "direct"])
+        // One path, so no target finding; one target failing on it, so no path finding.
+        let verdictPaths = try #require(document["paths"] as? [String: [String: Any]])
+        #expect(verdictPaths["direct"]?["up"] as? Bool == true && verdictPaths["direct"]?["reason"] is NSNull, "\(verdictPaths)")
+        let verdictTargets = try #require(document["targets"] as? [String: [String: Any]])
+        #expect(verdictTargets["sni"]?["up"] as? Bool == false && verdictTargets["sni"]?["finding"] as? Bool == false, "\(verdictTargets)")
+        #expect(verdictTargets["registry"]?["up"] as? Bool == true)
         let results = try #require(document["results"] as? [[String: Any]])
         #expect(results.map { $0["target"] as? String } == ["registry", "sni"])
         let registry = results[0], sni = results[1]

@@ -145,7 +145,7 @@ import EgressTestSupport
         let alerts = Self.alertNames(rules)
         let required = ["MirrorFailureRateSpike", "DockerHubUnreachableOnAllPaths", "DirectPathDegradedEgressHealthy",
                         "MirrorStale", "DockerHubRateLimitLow", "CertificateExpiringSoon", "ProbeSchedulerLagging",
-                        "AgentConfigReloadFailed", "AgentDown"]
+                        "AgentConfigReloadFailed", "AgentDown", "EgressPathDown", "EgressTargetDown"]
         #expect(Set(alerts).isSuperset(of: required), "missing alerts: \(Set(required).subtracting(alerts))")
         #expect(Set(alerts).count == alerts.count, "an alert name is used twice")
 
@@ -202,7 +202,7 @@ import EgressTestSupport
         for title in ["Success ratio by target × path", "Failures by phase and reason", "Phase latency (p50, p90, p99)",
                       "Preferred path per target", "Docker Hub pulls left", "Mirror digest matches upstream",
                       "Blob throughput", "Certificate days left", "Agents up", "Config reload",
-                      "Scheduler lag (p90, p99)", "Resident memory"] {
+                      "Scheduler lag (p90, p99)", "Resident memory", "Paths up", "Targets up"] {
             #expect(dashboard.panelTitles.contains(title), "no panel \(title)")
         }
         // Every panel and every query reads the datasource the variable picks.
@@ -306,7 +306,7 @@ import EgressTestSupport
             let pending = try await prometheus.query(#"ALERTS{alertstate="pending"}"#).series.compactMap { $0["alertname"] }
             return pairs == 18 && sitePairs == 18 && latencies > 0
                 && Set(pending).isSuperset(of: ["DockerHubUnreachableOnAllPaths", "DirectPathDegradedEgressHealthy",
-                                                "CertificateExpiringSoon", "AgentConfigReloadFailed"])
+                                                "CertificateExpiringSoon", "AgentConfigReloadFailed", "EgressTargetDown"])
         }
 
         // --- every rule, as Prometheus loaded it ---
@@ -377,6 +377,28 @@ import EgressTestSupport
         try await prometheus.waitFor("AgentDown for site c", seconds: 15) {
             try await Self.labelKeys(prometheus.query(agentDown.query)) == ["c//"]
         }
+
+        // --- EgressPathDown: stop tinyproxy, and corp is one finding at sites a and b ---
+        // (c is stopped). Every target then fails at proxy/proxy_connect_failed over corp.
+        let tinyproxy = try #require(fleet.peers.first { $0.name == "tinyproxy" })
+        tinyproxy.stop()
+        let pathDown = try #require(rules.first { $0.name == "EgressPathDown" })
+        try await prometheus.waitFor("EgressPathDown for corp at sites a and b", seconds: 20) {
+            try await Self.labelKeys(prometheus.query(pathDown.query)) == ["a//corp", "b//corp"]
+        }
+        let corpUp = try await prometheus.query(#"egress_path_up{path="corp", site=~"a|b"}"#)
+        #expect(corpUp.samples.count == 2 && corpUp.samples.allSatisfy { $0.value == 0 }, "\(corpUp.samples)")
+        let directUp = try await prometheus.query(#"egress_path_up{path="direct", site=~"a|b"}"#)
+        #expect(directUp.samples.count == 2 && directUp.samples.allSatisfy { $0.value == 1 }, "\(directUp.samples)")
+        // The annotation's reason query, as Alertmanager would get it: dockerhub failed at
+        // proxy/proxy_refused over corp all along, the three targets now fail to reach the
+        // proxy. A new reason's counter needs a few scrapes to show an increase (the alert's
+        // `for: 2m` gives it them); here rounds and scrapes are a second apart.
+        try await prometheus.waitFor("the reason query to name proxy_connect_failed", seconds: 15) {
+            let reason = try await prometheus.query(
+                #"topk(1, count by (phase, reason) (increase(egress_probe_failures_total{site="a",path="corp"}[5m]) > 0))"#)
+            return reason.series.first?["reason"] == "proxy_connect_failed"
+        }
     }
 
     // MARK: expectations
@@ -412,6 +434,10 @@ import EgressTestSupport
         "ProbeSchedulerLagging": .either("agents on loopback keep their schedule, but a loaded CI host might not"),
         "AgentConfigReloadFailed": .series(["c//"]),
         "AgentDown": .nothing("all three agents are up"),
+        // Until tinyproxy stops (the end of the test), no path has every target failing early.
+        "EgressPathDown": .nothing("direct and corp each carry a target that works"),
+        // dockerhub fails on both paths, which work for mirror-tls.
+        "EgressTargetDown": .series(everySite("dockerhub", [""])),
     ]
 
     /// "site/target/path" of a series (empty where a label is missing).
@@ -458,6 +484,13 @@ import EgressTestSupport
                 #expect(answer.series.filter { $0["site"] == site && $0["target"] == "mirror" }.map { $0["path"] } == ["corp"],
                         "\(answer.series)")
                 #expect(answer.series.filter { $0["site"] == site && $0["target"] == "mirror-tls" }.count == 1, "\(answer.series)")
+            }
+        case "Paths up":
+            #expect(answer.samples.count == 6 && answer.samples.allSatisfy { $0.value == 1 }, "\(answer.samples)")
+        case "Targets up":
+            #expect(answer.samples.count == 9, "\(answer.samples)")
+            for sample in answer.samples {
+                #expect(sample.value == (sample.labels["target"] == "dockerhub" ? 0 : 1), "\(sample)")
             }
         case "Agents up":
             #expect(answer.samples.count == 3 && answer.samples.allSatisfy { $0.value == 1 })

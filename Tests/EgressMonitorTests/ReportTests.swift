@@ -97,7 +97,17 @@ import Testing
 
     @Test func tableShowsPhasesResultsHintsAndTheRecommendation() {
         let table = CheckCommand.table(Self.roundResults)
+        // busy fails on both paths the same way: one finding, said first, instead of two lines.
+        #expect(table.hasPrefix("""
+            Findings:
+              target busy: down — fails on both paths: http/http_rate_limited (GET /v2/ answered 429 Too Many Requests)
+                Too many requests (429): the anonymous pull quota is exhausted.
+                Try: authenticate (docker login) for a higher quota, or use a mirror.
+
+            TARGET
+            """), "\(table)")
         let lines = table.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            .drop { !$0.hasPrefix("TARGET") }.map { $0 }
         #expect(lines[0].split(separator: " ").map(String.init) == ["TARGET", "PATH", "DNS", "CONNECT", "TLS", "HTTP", "TOTAL", "RESULT"])
         let hubDirect = lines.first { $0.hasPrefix("hub ") && $0.contains("direct") } ?? ""
         #expect(hubDirect.contains("FAILED"), "the failing phase's column says so: \(hubDirect)")
@@ -106,16 +116,16 @@ import Testing
         // Columns line up: RESULT starts at the same column on every row.
         let resultColumn = lines[0].range(of: "RESULT")!.lowerBound.utf16Offset(in: lines[0])
         for line in lines[1...6] {
-            let cell = line.range(of: "ok") ?? line.range(of: "FAIL ")
+            let cell = line.range(of: "ok") ?? line.range(of: "FAIL ") ?? line.range(of: "FAIL,")
             #expect(cell.map { $0.lowerBound.utf16Offset(in: line) } == resultColumn, "\(line)")
         }
         // Each reason once, in words, with what to try, and every pair that failed that way.
         #expect(table.contains("tls/tls_reset: The TLS handshake was reset right after the ClientHello: typical of SNI"))
         #expect(table.contains("hub over direct: connection reset by peer during the handshake"))
         #expect(table.components(separatedBy: "anonymous pull quota is exhausted").count == 2)
-        #expect(table.contains("busy over direct: GET /v2/ answered 429"))
-        #expect(table.contains("busy over corp:   GET /v2/ answered 429"))
-        #expect(table.contains("Try: authenticate (docker login) for a higher quota, or use a mirror."))
+        #expect(!table.contains("busy over direct"), "the finding explains it")
+        #expect(lines.filter { $0.hasPrefix("busy ") }.allSatisfy { $0.hasSuffix("FAIL, target busy down") })
+        #expect(table.contains("Why they failed (other failures), and what to try:"))
         #expect(table.contains("Recommended path per target:"))
         #expect(table.contains("  lab   corp (12 ms; also ok: direct)"))
         #expect(table.contains("  hub   corp (180 ms)"))
@@ -151,7 +161,13 @@ import Testing
     @Test func checkJSONHasOneShapeForEveryResult() throws {
         let json = try JSONSerialization.jsonObject(with: Data(CheckCommand.json(Self.roundResults))) as? [String: Any]
         let document = try #require(json)
-        #expect(Set(document.keys) == ["results", "recommendations"])
+        #expect(Set(document.keys) == ["results", "recommendations", "paths", "targets"])
+        let targets = try #require(document["targets"] as? [String: [String: Any]])
+        #expect(targets["busy"]?["up"] as? Bool == false && targets["busy"]?["finding"] as? Bool == true)
+        #expect(targets["busy"]?["reason"] as? String == "http_rate_limited")
+        #expect(targets["hub"]?["up"] as? Bool == true && targets["hub"]?["reason"] is NSNull)
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        #expect(paths["direct"]?["up"] as? Bool == true && paths["direct"]?["phase"] is NSNull, "tls and http failures are the targets'")
         #expect(document["recommendations"] as? [String: String] == ["lab": "corp", "hub": "corp"])
         let results = try #require(document["results"] as? [[String: Any]])
         #expect(results.count == 6)
@@ -341,7 +357,10 @@ import Testing
         #expect(page.contains("<td class=\"ok preferred\"><a href=\"#lab:corp\">✓ ok</a>"))
         #expect(page.contains("<td class=\"fail\" title=\"The TLS handshake was reset right after the ClientHello: typical of SNI filtering on this path.\"><a href=\"#hub:direct\">✗ tls</a>"))
         // Reasons grouped, in words, with what to try.
-        #expect(page.contains("✗ http / http_rate_limited</span> <span class=\"over\">2 pairs</span>"))
+        // busy fails on both paths: one finding card, before the matrix, and no reason card.
+        #expect(page.contains("<section class=\"card finding\" id=\"target-busy\">\n<h3><span class=\"badge fail\">✗ target busy: down</span>"))
+        #expect(!page.contains("✗ http / http_rate_limited"))
+        #expect(page.contains("<a href=\"#target-busy\">✗ target down</a>"))
         #expect(page.contains("<b>Try:</b> authenticate (docker login) for a higher quota, or use a mirror."))
         #expect(page.contains("<li id=\"hub:direct\"><b>hub</b> <span class=\"over\">over</span> <b>direct</b>: <code>connection reset by peer during the handshake</code>"))
         #expect(page.contains("never a success since the agent started"))
@@ -386,7 +405,9 @@ import Testing
         let api = try #require(try JSONSerialization.jsonObject(with: Data(report.json())) as? [String: Any])
         let check = try #require(try JSONSerialization.jsonObject(with: Data(CheckCommand.json(Self.roundResults))) as? [String: Any])
         #expect(Set(check.keys).isSubset(of: Set(api.keys)))
-        #expect(Set(api.keys) == ["version", "generated_at", "agent", "results", "recommendations"])
+        #expect(Set(api.keys) == ["version", "generated_at", "agent", "results", "recommendations", "paths", "targets"])
+        #expect((api["targets"] as? NSDictionary) == (check["targets"] as? NSDictionary))
+        #expect((api["paths"] as? NSDictionary) == (check["paths"] as? NSDictionary))
         #expect(api["generated_at"] as? Double == Self.t0 + 5)
         #expect(api["recommendations"] as? [String: String] == check["recommendations"] as? [String: String])
         let apiResults = try #require(api["results"] as? [[String: Any]])

@@ -112,14 +112,15 @@ public final class ViewChanges: ResultObserver {
         for e in events { deliver(e) }
     }
 
-    /// A target's verdict from the last round of each of its paths (nil: no round yet): up when
-    /// some path's last round succeeded, down when every path has finished a round and none
-    /// succeeded, nil (undecided) otherwise — so the paths still on their first round at start
-    /// cannot make a target look down. The one rule for target_up/target_down; `egress_target_up`
-    /// means the same "some path of the target worked in its last round".
+    /// A target's verdict from the last round of each of its paths (nil: no round yet):
+    /// `egress_target_up`'s rule (`Attribution.targetUp`: up when some path's last round
+    /// succeeded, down when every path probed failed), with one guard of its own: "down" waits
+    /// until every path has finished a round, so at start a path that failed first while the
+    /// others are still on their first round does not make a first verdict of "down" that the
+    /// next result would turn into a false `target_up`. Once every path has a round, the two agree.
     public static func targetUp(lastRounds: [Bool?]) -> Bool? {
-        if lastRounds.contains(true) { return true }
-        if !lastRounds.isEmpty && lastRounds.allSatisfy({ $0 == false }) { return false }
-        return nil
+        if lastRounds.contains(nil) && !lastRounds.contains(true) { return nil }
+        let finished = lastRounds.compactMap { $0 }
+        return Attribution.targetUp(probed: finished.count, succeeded: finished.filter { $0 }.count)
     }
 }

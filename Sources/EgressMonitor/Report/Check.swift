@@ -71,13 +71,14 @@ public enum CheckCommand {
         return targets.isSubset(of: reachable) ? 0 : 1
     }
 
-    /// `check --json`: `{"results": [...], "recommendations": {"target": "path"}}`.
-    /// `actions` (the config's) are listed, never run, when there are any.
+    /// `check --json`: `{"results": [...], "recommendations": {"target": "path"}, "paths": {...},
+    /// "targets": {...}}`, and `"actions"` (the config's, listed, never run) when there are any.
     public static func json(_ results: [ProbeResult], actions: [ActionConfig] = []) -> [UInt8] {
         ReportJSON.encode(CheckJSON(
             results: results.map { StatusReport.Entry(target: $0.target, path: $0.path, last: $0,
                                                       lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
-            recommendations: recommendations(results), actions: ActionsReport.configured(actions)))
+            recommendations: recommendations(results), verdicts: Attribution.judge(results),
+            actions: ActionsReport.configured(actions)))
     }
 
     /// The progress line shown on a terminal while the round runs.
@@ -92,6 +93,9 @@ public enum CheckCommand {
     /// the recommended path per target.
     public static func table(_ results: [ProbeResult], style: TerminalStyle = .plain) -> String {
         guard !results.isEmpty else { return "nothing to probe\n" }
+        // Findings first: a down path or target said once, its pairs not again below.
+        let verdicts = Attribution.judge(results)
+        var out = Findings.text(verdicts, style: style)
         // A column for every phase that ran or failed somewhere in this round.
         let phaseColumns = Phase.allCases.filter { p in results.contains { $0.phases[p] != nil || $0.failure?.phase == p } }
         let header = ["TARGET", "PATH"] + phaseColumns.map { $0.rawValue.uppercased() } + ["TOTAL", "RESULT"]
@@ -111,7 +115,9 @@ public enum CheckCommand {
                 }
             }
             cells.append((Format.duration(r.duration), plain))
-            if let f = r.failure {
+            if r.failure != nil, let why = verdicts.explanation(target: r.target, path: r.path) {
+                cells.append((Findings.resultCell(why), style.red))
+            } else if let f = r.failure {
                 cells.append(("FAIL \(f.phase.rawValue)/\(f.reason.rawValue)", style.red))
             } else {
                 cells.append(("ok", style.green))
@@ -119,7 +125,6 @@ public enum CheckCommand {
             rows.append(cells)
         }
         let widths = header.indices.map { c in rows.map { $0[c].text.count }.max() ?? 0 }
-        var out = ""
         for row in rows {
             var line = ""
             for (c, cell) in row.enumerated() {
@@ -131,8 +136,9 @@ public enum CheckCommand {
 
         // Failures grouped by phase and reason: what it means and what to try, said once.
         var groups: [(failure: ProbeFailure, results: [ProbeResult])] = []
+        // Only the failures no finding explains.
         for r in results {
-            guard let f = r.failure else { continue }
+            guard let f = r.failure, verdicts.explanation(target: r.target, path: r.path) == nil else { continue }
             if let i = groups.firstIndex(where: { $0.failure.phase == f.phase && $0.failure.reason == f.reason }) {
                 groups[i].results.append(r)
             } else {
@@ -140,7 +146,8 @@ public enum CheckCommand {
             }
         }
         if !groups.isEmpty {
-            out += "\n" + style.bold("Why they failed, and what to try:") + "\n"
+            let others = verdicts.downPaths.isEmpty && verdicts.targetFindings.isEmpty ? "" : " (other failures)"
+            out += "\n" + style.bold("Why they failed\(others), and what to try:") + "\n"
             for g in groups {
                 let hint = Hints.hint(for: g.failure.reason)
                 let key = "\(g.failure.phase.rawValue)/\(g.failure.reason.rawValue)"
@@ -182,10 +189,12 @@ public enum CheckCommand {
 struct CheckJSON: JSONRepresentable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    let verdicts: Attribution.Verdicts
     var actions: [ActionStatus] = []
 
     var json: JSONValue {
-        .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) })]
+        .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) }),
+                 "paths": Findings.pathsJSON(verdicts), "targets": Findings.targetsJSON(verdicts)]
             .merging(ActionsReport.block(actions)) { a, _ in a })
     }
 }

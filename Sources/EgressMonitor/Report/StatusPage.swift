@@ -1,7 +1,8 @@
 import EgressNet
 
 /// The human status page at `/`: server-rendered HTML with its CSS inline, no external assets,
-/// no JavaScript; it reloads itself. A target × path table of coloured cells (✓/✗ as well as
+/// no JavaScript; it reloads itself. The findings first (`Findings.html`: a path or target down,
+/// said once; their pairs are not listed again below). A target × path table of coloured cells (✓/✗ as well as
 /// colour, the preferred path starred); then the failures grouped by phase and reason, each
 /// group with the reason in words and what to try, each pair with its detail, phase times and
 /// the age of its last success; then the working pairs with their timings. Every value from
@@ -43,6 +44,10 @@ enum StatusPage {
             html += "<p class=\"verdict \(cls)\">\(text).</p>\n"
         }
 
+        // Findings next: a down path or target said once; its pairs are not listed again below.
+        let verdicts = report.verdicts
+        html += Findings.html(verdicts)
+
         // The target × path table.
         if !targets.isEmpty {
             html += "<h2>Targets × paths</h2>\n<div class=\"scroll\"><table class=\"matrix\">\n<thead><tr><th scope=\"col\">target</th>"
@@ -58,7 +63,8 @@ enum StatusPage {
                         html += "<td class=\"none\"><span class=\"small\">not probed</span></td>"
                         continue
                     }
-                    html += matrixCell(e, preferred: preferred == p, now: now)
+                    html += matrixCell(e, preferred: preferred == p, now: now,
+                                       explained: verdicts.explanation(target: t, path: p))
                 }
                 html += "</tr>\n"
             }
@@ -67,9 +73,10 @@ enum StatusPage {
 
         // Why pairs fail: one card per phase and reason, its meaning and what to try said once,
         // then the pairs that failed that way.
-        let failed = report.results.filter { $0.success == false }
+        let failed = report.results.filter { $0.success == false && verdicts.explanation(target: $0.target, path: $0.path) == nil }
         if !failed.isEmpty {
-            html += "<h2 id=\"failing\">Why pairs fail</h2>\n"
+            let others = verdicts.downPaths.isEmpty && verdicts.targetFindings.isEmpty ? "" : " (other failures)"
+            html += "<h2 id=\"failing\">Why pairs fail\(others)</h2>\n"
             var groups: [(key: String, entries: [StatusReport.Entry])] = []
             for e in failed {
                 let key = "\(e.phase ?? "?") / \(e.reason ?? "?")"
@@ -123,7 +130,7 @@ enum StatusPage {
         escape("\(e.target):\(e.path)")
     }
 
-    static func matrixCell(_ e: StatusReport.Entry, preferred: Bool, now: Double) -> String {
+    static func matrixCell(_ e: StatusReport.Entry, preferred: Bool, now: Double, explained: Attribution.Explanation? = nil) -> String {
         let star = preferred ? " <span class=\"pref\" title=\"preferred path\">★</span>" : ""
         switch e.success {
         case .none:
@@ -134,6 +141,16 @@ enum StatusPage {
         case .some(false):
             let lastOK = e.lastSuccessAt.map { "ok \(Format.age(now - $0)) ago" } ?? "never ok"
             let title = e.hint.map { " title=\"\(escape($0.meaning))\"" } ?? ""
+            // A failure a finding explains links to the finding rather than repeating the reason.
+            switch explained {
+            case .pathDown(let p):
+                return "<td class=\"fail\"\(title)><a href=\"#path-\(escape(p))\">✗ path down</a><span class=\"small\">\(lastOK)</span></td>"
+            case .targetDown(let t):
+                return "<td class=\"fail\"\(title)><a href=\"#target-\(escape(t))\">✗ target down</a>"
+                    + "<span class=\"small\">\(breakable(e.reason ?? "?"))</span><span class=\"small\">\(lastOK)</span></td>"
+            case nil:
+                break
+            }
             return "<td class=\"fail\"\(title)><a href=\"#\(anchor(e))\">✗ \(escape(e.phase ?? "?"))</a>"
                 + "<span class=\"small\">\(breakable(e.reason ?? "?"))</span><span class=\"small\">\(lastOK)</span></td>"
         }
@@ -220,7 +237,8 @@ enum StatusPage {
     .small{display:block;font-size:.8rem}
     .pref{color:#9a6700}
     .card{border:1px solid var(--line);border-left:6px solid #cf222e;border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}
-    .card h3{font-size:1rem;margin:0 0 .3rem}.over{font-weight:400;color:var(--muted)}
+    .card h3{font-size:1rem;margin:0 0 .3rem}
+    .card.finding{border-left-width:10px;background:#fff8f7}.over{font-weight:400;color:var(--muted)}
     .badge{display:inline-block;font-size:.8rem;font-weight:600;padding:0 .45rem;border-radius:1rem}
     .badge.fail{background:var(--fail);color:var(--fail-ink)}.badge.pref{background:#fff8c5;color:#7d4e00;white-space:nowrap}
     .meaning,.advice{margin:.2rem 0}

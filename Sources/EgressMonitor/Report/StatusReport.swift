@@ -126,6 +126,14 @@ public struct StatusReport: Sendable {
             ])
         }
 
+        /// The round as `Attribution` judges it; nil before the first round finished.
+        var outcome: Attribution.Outcome? {
+            guard let success else { return nil }
+            if success { return Attribution.Outcome(target: target, path: path, failure: nil) }
+            guard let phase = phase.flatMap(Phase.init(rawValue:)), let reason = reason.flatMap(FailureReason.init(rawValue:)) else { return nil }
+            return Attribution.Outcome(target: target, path: path, failure: ProbeFailure(phase, reason, detail ?? ""))
+        }
+
         /// Seconds the phase took, when it completed.
         func seconds(_ phase: Phase) -> Double? { phases[phase.rawValue] }
     }
@@ -137,14 +145,17 @@ public struct StatusReport: Sendable {
     public let results: [Entry]
     /// The path to use per target.
     public let recommendations: [String: String]
+    /// Which paths and targets are down (`Attribution`), from the same last rounds.
+    public let verdicts: Attribution.Verdicts
 
     public init(version: String = EgressMonitorVersion.current, generatedAt: Double, agent: AgentStatus?,
-                results: [Entry], recommendations: [String: String]) {
+                results: [Entry], recommendations: [String: String], verdicts: Attribution.Verdicts? = nil) {
         self.version = version
         self.generatedAt = generatedAt
         self.agent = agent
         self.results = results
         self.recommendations = recommendations
+        self.verdicts = verdicts ?? Attribution.judge(results.compactMap(\.outcome))
     }
 
     /// The report of a running agent: the last result of every pair in `store`.
@@ -224,11 +235,12 @@ struct APIDocument: JSONRepresentable {
     let agent: Agent?
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    let verdicts: Attribution.Verdicts
     /// Shown (as "actions") when the config has actions.
     let actions: [ActionStatus]
 
     enum CodingKeys: String {
-        case version, agent, results, recommendations
+        case version, agent, results, recommendations, paths, targets
         case generatedAt = "generated_at"
     }
 
@@ -242,6 +254,7 @@ struct APIDocument: JSONRepresentable {
         }
         results = report.results
         recommendations = report.recommendations
+        verdicts = report.verdicts
         actions = report.agent?.actions ?? []
     }
 
@@ -252,6 +265,8 @@ struct APIDocument: JSONRepresentable {
             CodingKeys.agent.rawValue: agent?.json ?? .null,
             CodingKeys.results.rawValue: .array(results.map(\.json)),
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
+            CodingKeys.paths.rawValue: Findings.pathsJSON(verdicts),
+            CodingKeys.targets.rawValue: Findings.targetsJSON(verdicts),
         ].merging(ActionsReport.block(actions)) { a, _ in a })
     }
 }

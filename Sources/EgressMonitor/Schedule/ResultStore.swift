@@ -41,6 +41,18 @@ public final class ResultStore: Sendable {
     /// mirror target → its upstream target.
     private let upstreams = Mutex<[String: String]>([:])
 
+    /// What `egress_path_up` and `egress_target_up` need of the pairs' last rounds, kept as
+    /// counts that each round moves by its own change (its previous last round out, the new one
+    /// in): a round never reads the other pairs of its path (500 targets at the scale of the
+    /// benchmark), so its cost does not grow with them.
+    private struct Tallies {
+        /// path → its pairs with a finished round, and their failures by first failing phase.
+        var paths: [String: Attribution.PathTally] = [:]
+        /// target → its pairs with a finished round, and how many of those succeeded.
+        var targets: [String: (probed: Int, succeeded: Int)] = [:]
+    }
+    private let tallies = Mutex(Tallies())
+
     public init(metrics: MetricStore) {
         self.metrics = metrics
     }
@@ -54,20 +66,22 @@ public final class ResultStore: Sendable {
 
     public func setPairs(_ keys: [PairKey]) {
         let wanted = Set(keys)
-        let removed: [PairKey] = pairs.withLock { state in
+        let removed: [(key: PairKey, last: ProbeResult?)] = pairs.withLock { state in
             let gone = state.keys.filter { !wanted.contains($0) }
+            let out = gone.map { ($0, state[$0]?.last) }
             for key in gone { state.removeValue(forKey: key) }
             for key in keys where state[key] == nil { state[key] = PairState() }
-            return gone
+            return out
         }
         preference.withLock { p in
             p.choice.retain(wanted)
             p.order = [:]
             for key in keys { p.order[key.target, default: []].append(key.path) }
         }
-        for key in removed {
+        for (key, _) in removed {
             metrics.removeSeries { $0["target"] == key.target && $0["path"] == key.path }
         }
+        retallied(keys: keys, removed: removed)
         for key in keys {
             let labels = [key.target, key.path]
             metrics.touch(Catalogue.probeRuns, labels)
@@ -80,8 +94,9 @@ public final class ResultStore: Sendable {
         let key = PairKey(target: result.target, path: result.path)
         let labels = [result.target, result.path]
         let endedAt = result.startedAt + result.duration
-        let known: (stale: [String]?, known: Bool) = pairs.withLock { state in
-            guard var s = state[key] else { return (nil, false) }
+        let known: (stale: [String]?, known: Bool, previous: ProbeResult?) = pairs.withLock { state in
+            guard var s = state[key] else { return (nil, false, nil) }
+            let previous = s.last
             s.last = result
             if result.success { s.lastSuccessAt = endedAt }
             var stale: [String]?
@@ -91,7 +106,7 @@ public final class ResultStore: Sendable {
                 s.tlsLabels = newLabels
             }
             state[key] = s
-            return (stale, true)
+            return (stale, true, previous)
         }
         // A result for a pair dropped by a reload while it ran is discarded.
         guard known.known else { return }
@@ -115,6 +130,7 @@ public final class ResultStore: Sendable {
         if let chosen {
             for path in paths { metrics.set(Catalogue.pathPreferred, [result.target, path], path == chosen ? 1 : 0) }
         }
+        tally(out: known.previous, in: result)
         if let registry = result.registry { recordRegistry(registry, result: result, labels: labels) }
         if let tls = result.tls {
             if let stale = known.stale { metrics.remove(Catalogue.tlsInfo, stale) }
@@ -163,6 +179,79 @@ public final class ResultStore: Sendable {
     /// Sets the one observer told of every recorded result (the agent's `ViewChanges`).
     public func observe(_ observer: (any ResultObserver)?) {
         preference.withLock { $0.observer = observer }
+    }
+
+    // MARK: verdicts per path and per target
+
+    /// Moves the tallies of a pair's path and target from its previous last round (`out`) to
+    /// its new one (`in`), then sets their gauges.
+    private func tally(out old: ProbeResult?, in new: ProbeResult?) {
+        guard let any = new ?? old else { return }
+        tallies.withLock { t in
+            var path = t.paths[any.path] ?? Attribution.PathTally()
+            var target = t.targets[any.target] ?? (0, 0)
+            if let old {
+                path.remove(old.failure)
+                target.probed -= 1
+                if old.success { target.succeeded -= 1 }
+            }
+            if let new {
+                path.add(new.failure)
+                target.probed += 1
+                if new.success { target.succeeded += 1 }
+            }
+            t.paths[any.path] = path
+            t.targets[any.target] = target
+            // Set under the lock: two rounds of one path finishing together cannot leave the
+            // gauge at the older one's verdict.
+            setGauges(path: any.path, target: any.target, t)
+        }
+    }
+
+    /// No finished round left (a reload dropped them): no series, as before the first round.
+    private func setGauges(path: String?, target: String?, _ t: Tallies) {
+        if let path, let tally = t.paths[path] {
+            if tally.targetsProbed > 0 {
+                metrics.set(Catalogue.pathUp, [path], tally.down ? 0 : 1)
+            } else {
+                metrics.remove(Catalogue.pathUp, [path])
+            }
+        }
+        if let target, let tally = t.targets[target] {
+            if let up = Attribution.targetUp(probed: tally.probed, succeeded: tally.succeeded) {
+                metrics.set(Catalogue.targetUp, [target], up ? 1 : 0)
+            } else {
+                metrics.remove(Catalogue.targetUp, [target])
+            }
+        }
+    }
+
+    /// After a reload: the removed pairs' last rounds leave the tallies; paths and targets no
+    /// longer configured lose them and their series.
+    private func retallied(keys: [PairKey], removed: [(key: PairKey, last: ProbeResult?)]) {
+        for (_, last) in removed { tally(out: last, in: nil) }
+        let paths = Set(keys.map(\.path)), targets = Set(keys.map(\.target))
+        tallies.withLock { t in
+            for path in t.paths.keys where !paths.contains(path) {
+                t.paths[path] = nil
+                metrics.remove(Catalogue.pathUp, [path])
+            }
+            for target in t.targets.keys where !targets.contains(target) {
+                t.targets[target] = nil
+                metrics.remove(Catalogue.targetUp, [target])
+            }
+        }
+    }
+
+    /// Whether `target` is up by `egress_target_up`'s rule: some path of it succeeded in its
+    /// last round (nil before any round finished, or for a target not configured).
+    public func targetUp(_ target: String) -> Bool? {
+        tallies.withLock { t in t.targets[target].flatMap { Attribution.targetUp(probed: $0.probed, succeeded: $0.succeeded) } }
+    }
+
+    /// The verdicts per path and per target of the last rounds now held.
+    public func verdicts() -> Attribution.Verdicts {
+        Attribution.judge(snapshot().compactMap(\.last))
     }
 
     /// The last digest read for `image` on `target`, over any path.
