@@ -229,6 +229,26 @@ func isRunning(_ pid: Int32) -> Bool {
         #expect(metrics.value(Catalogue.actionRuns, ["slow", "ok"]) == 2)
     }
 
+    /// A reload keeps an action that stays (its counters, its new command), and drops the
+    /// series of one removed.
+    @Test func aReloadKeepsStayingActionsAndDropsRemovedOnes() async throws {
+        let dir = try Lab.makeDirectory("action-reload")
+        defer { Lab.removeDirectory(dir) }
+        try writeActionScript(dir + "/one", "echo one >> \"\(dir)/ran\"")
+        try writeActionScript(dir + "/two", "echo two >> \"\(dir)/ran\"")
+        let (runner, metrics) = Self.runner([ActionConfig(name: "keep", on: [.targetDown], command: [dir + "/one"]),
+                                             ActionConfig(name: "gone", on: [.targetDown], command: [dir + "/one"])])
+        runner.deliver(ActionEvent(kind: .targetDown, target: "hub", path: .direct))
+        await runner.waitUntilIdle()
+        runner.apply(Self.config([ActionConfig(name: "keep", on: [.targetDown], command: [dir + "/two"])]))
+        #expect(metrics.value(Catalogue.actionRuns, ["gone", "ok"]) == nil && metrics.value(Catalogue.actionLastRun, ["gone"]) == nil)
+        runner.deliver(ActionEvent(kind: .targetDown, target: "hub", path: .direct))
+        await runner.waitUntilIdle()
+        #expect(metrics.value(Catalogue.actionRuns, ["keep", "ok"]) == 2)
+        #expect(Self.read(dir + "/ran") == "one\none\ntwo\n")
+        #expect(runner.status.map(\.name) == ["keep"] && runner.status.first?.runs[.ok] == 2)
+    }
+
     /// Output is logged line by line (a last line without its newline too, a line longer than
     /// 4 KiB in pieces), with the password of any URL and every password the config holds hidden.
     @Test func secretsInOutputAreRedacted() {
