@@ -164,6 +164,25 @@ import EgressTestSupport
 
     static func ip(_ args: [String]) throws -> String { try Lab.run("ip", args) }
 
+    /// The drop-in applies (netlink, CAP_NET_ADMIN) and the unit stays at 1.5 or lower, as the
+    /// README says.
+    @Test(.enabled(if: Lab.has("systemd-analyze"), "needs systemd-analyze (Debian systemd): SKIPPED, not passed"))
+    func theDropInsExposureIsAtMostOnePointFive() async throws {
+        let rootDir = try Lab.makeDirectory("route-docker-root")
+        defer { Lab.removeDirectory(rootDir) }
+        let unitDir = rootDir + "/etc/systemd/system"
+        try FileManager.default.createDirectory(atPath: unitDir + "/egress-monitor.service.d", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: OpsTests.unitFile, toPath: unitDir + "/egress-monitor.service")
+        try FileManager.default.copyItem(atPath: OpsTests.root + "/systemd/route-docker.conf", toPath: unitDir + "/egress-monitor.service.d/route-docker.conf")
+        let output = try await Lab.runAsync("systemd-analyze", ["security", "--offline=true", "--no-pager", "--root=\(rootDir)", "egress-monitor.service"])
+        let lines = output.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("✗ RestrictAddressFamilies=~AF_NETLINK") }, "drop-in not applied:\n\(output)")
+        #expect(lines.contains { $0.hasPrefix("✗ CapabilityBoundingSet=~CAP_NET_ADMIN") }, "drop-in not applied:\n\(output)")
+        let score = OpsTests.exposure(output)
+        #expect((score ?? 99) <= 1.5, "exposure with route-docker.conf \(score ?? -1):\n\(output)")
+        print("systemd-analyze security egress-monitor.service + route-docker.conf: exposure \(score ?? -1)")
+    }
+
     @Test(.enabled(if: canRun, "needs root, ip and setpriv: the route-docker test is SKIPPED, not passed"))
     func routeDockerFollowsThePreferredPathWithOnlyCAP_NET_ADMIN() async throws {
         let ns = "actions-rd-\(getpid())"
