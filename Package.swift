@@ -31,7 +31,7 @@ let package = Package(
         // Counters, gauges, histograms and the text exposition. Knows no network.
         .target(name: "EgressMetrics", dependencies: ["EgressSync"], swiftSettings: productSwiftSettings),
         // The product: config, probes, registry semantics, scheduler, catalogue, server, reports.
-        .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync"], swiftSettings: productSwiftSettings),
+        .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync", "CLinux"], swiftSettings: productSwiftSettings),
         // Thin: arguments, signals, wiring.
         .executableTarget(name: "egress-monitor", dependencies: ["EgressMonitor", "CLinux"], swiftSettings: productSwiftSettings),
 

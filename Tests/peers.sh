@@ -21,6 +21,9 @@ declare -A need=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [python3]=python3
+  [dockerd]=docker.io
+  [ctr]=containerd
+  [nsenter]=util-linux
   [prometheus-alertmanager]=prometheus-alertmanager
   [setpriv]=util-linux
 )

@@ -20,7 +20,7 @@ fi
 # binary again) first, then the suites that measure time against real peers. Run together on two
 # cores, the first kind starves Swift's cooperative pool and turns the second kind's deadline
 # checks into measurements of the machine's load.
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|ActionRunnerTests|ActionLiveTests|ActionRouteDockerTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests|ManageApplyTests|ManageDockerTests|ActionRunnerTests|ActionLiveTests|ActionRouteDockerTests'
 swift test --skip-build --skip "$io_suites"
 # Each timing suite in a process of its own: one suite's CPU work (hashing blobs, signing
 # tokens) cannot delay another's in-process peers past their deadlines.

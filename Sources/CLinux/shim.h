@@ -78,20 +78,29 @@ static inline int egress_signal_forward(int signo, int fd) {
     return sigaction(signo, &sa, NULL);
 }
 
-// Child processes for the operator's actions (EgressNet's SpawnedProcess): a pidfd turns "the
-// child exited" into a readable descriptor the epoll reactor can wait on, so no thread ever
-// blocks in waitpid. syscall(2) is variadic, which Swift cannot call; glibc 2.36 has no wrapper.
+// pidfds (Linux 5.3+), so managed mode signals the very dockerd whose /proc/PID/comm it checked:
+// a pid reused between the check and the signal makes pidfd_send_signal fail (ESRCH) instead of
+// hitting another process. -1 with errno ENOSYS on older kernels.
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <spawn.h>
-static inline int egress_pidfd_open(pid_t pid) {
+static inline int egress_pidfd_open(int pid) {
 #ifdef SYS_pidfd_open
     return (int)syscall(SYS_pidfd_open, pid, 0);
 #else
-    errno = ENOSYS;
-    return -1;
+    errno = ENOSYS; return -1;
 #endif
 }
+static inline int egress_pidfd_send_signal(int pidfd, int signo) {
+#ifdef SYS_pidfd_send_signal
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signo, NULL, 0);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
+// Child processes for the operator's actions (EgressNet's SpawnedProcess): the pidfd above turns
+// "the child exited" into a readable descriptor the epoll reactor can wait on, so no thread ever
+// blocks in waitpid.
+#include <sys/wait.h>
+#include <spawn.h>
 /// posix_spawn's "close every descriptor from `low` up" (glibc 2.34), declared here because
 /// Glibc's Swift module may not show it.
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int low);

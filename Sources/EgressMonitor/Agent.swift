@@ -13,7 +13,11 @@ public enum ConfigSource: Sendable {
         switch self {
         case .file(let path):
             let config = try ConfigLoader.load(path: path)
-            return Discovery(sources: sources, warn: { Log.warn($0) }).apply(config.discovery, to: config)
+            let discovered = Discovery(sources: sources, warn: { Log.warn($0) }).apply(config.discovery, to: config)
+            // Managed mode: the mirrors it took out of daemon.json are probed still.
+            let managed = ManageState.addRemembered(to: discovered)
+            try ManageConfig.check(managed)
+            return managed
         case .embedded:
             return DefaultConfig.make(sources: sources) { Log.warn($0) }
         }
@@ -41,6 +45,8 @@ public final class Agent: Sendable {
     /// The operator's `actions[]`, run on the changes `ViewChanges` sees in recorded results.
     public let actions: ActionRunner
     private let changes: ViewChanges
+    /// Managed mode: keeps daemon.json's and hosts.toml's mirrors right (idle without `manage`).
+    public let manager: MirrorManager
     private let scheduler: Scheduler
     private let source: ConfigSource
     private let current: Mutex<AgentConfig>
@@ -74,6 +80,7 @@ public final class Agent: Sendable {
         self.scheduler = Scheduler(engine: engine, store: results)
         // Reload is wired through a box so the route can call back into the agent once built.
         let box = ReloadBox()
+        self.manager = MirrorManager(results: results, config: { box.agent?.config })
         let web = try Self.webSettings(config.web)
         do throws(NetError) {
             self.server = try HTTPServer(listenOn: listen, web: web) { request in
@@ -85,6 +92,7 @@ public final class Agent: Sendable {
         box.set(self)
         server.start()
         scheduler.apply(engine, jitter: jitter)
+        manager.start()
         Log.info("egress-monitor started", ["version": EgressMonitorVersion.current, "listen": "\(server.boundAddress)",
                                              "config": source.description, "pairs": "\(config.pairs.count)"])
     }
@@ -95,6 +103,7 @@ public final class Agent: Sendable {
     public var status: AgentStatus {
         var status = AgentStatus(configSource: source.description, startedAt: startedAt, config: config, metrics: results.metrics)
         status.actions = actions.status
+        status.managed = manager.status
         return status
     }
 
@@ -146,6 +155,7 @@ public final class Agent: Sendable {
 
     /// Stops probing (probes in flight are cancelled), ends running actions and closes the listener.
     public func stop() async {
+        manager.stop()
         await scheduler.stop()
         await actions.stop()
         await server.stop()

@@ -83,6 +83,11 @@ public enum Catalogue {
         help: "Blob bytes read by the blob phase.",
         type: .counter, labelNames: pair)
 
+    public static let referenceFailures = MetricFamily(
+        name: "egress_registry_reference_failures_total",
+        help: "Reads of a mirror's image on its upstream, for the digest comparison, that failed (the comparison is then absent; the upstream's own success is unaffected).",
+        type: .counter, labelNames: pair + ["image"])
+
     public static let buildInfo = MetricFamily(
         name: "egress_build_info", help: "The agent's version; always 1.", type: .gauge, labelNames: ["version"])
     public static let configReloadSuccessful = MetricFamily(
@@ -103,13 +108,29 @@ public enum Catalogue {
     public static let actionLastRun = MetricFamily(
         name: "egress_action_last_run_timestamp_seconds", help: "Unix time the last run of each action ended.",
         type: .gauge, labelNames: ["action"])
+    // Managed mode (DESIGN.md, "Acting on what it measures"); `file` is daemon_json or hosts_toml.
+    public static let manageWrites = MetricFamily(
+        name: "egress_manage_writes_total",
+        help: "Writes of a managed file by result: written, or failed (unreadable, not valid, changed meanwhile, not writable).",
+        type: .counter, labelNames: ["file", "result"])
+    public static let manageLastWrite = MetricFamily(
+        name: "egress_manage_last_write_timestamp_seconds", help: "Unix time of the agent's last write of a managed file.",
+        type: .gauge, labelNames: ["file"])
+    public static let manageMirrors = MetricFamily(
+        name: "egress_manage_mirrors", help: "Mirrors a managed file lists, as the agent last wrote it.",
+        type: .gauge, labelNames: ["file"])
+    public static let dockerReloads = MetricFamily(
+        name: "egress_docker_reloads_total",
+        help: "SIGHUPs to dockerd after a daemon.json write: ok, or failed (no dockerd at the pid file's pid).",
+        type: .counter, labelNames: ["result"])
 
     /// The families of the agent, process metrics included.
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
         pathPreferred, pathUp, targetUp, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
-        blobThroughput, blobBytes,
+        blobThroughput, blobBytes, referenceFailures,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
+        manageWrites, manageLastWrite, manageMirrors, dockerReloads,
     ] + [actionRuns, actionLastRun] + ProcessCollector.families
 
     /// A metric store with every family registered and the process collector installed.

@@ -9,7 +9,7 @@ import EgressNet
 
 /// The commands, each with its own usage (printed by `--help`, and on a usage error).
 enum Command: String, CaseIterable {
-    case run, check, validate, suggest
+    case run, check, validate, suggest, apply
 
     var usage: String {
         switch self {
@@ -18,6 +18,7 @@ enum Command: String, CaseIterable {
                    egress-monitor check [--config FILE] [--json] [--target NAME] [--path NAME]
                    egress-monitor validate [--config FILE]
                    egress-monitor suggest [--config FILE]
+                   egress-monitor apply [--config FILE] [--write]
                    egress-monitor --version | --help | COMMAND --help
 
             Probes Docker Hub and registry mirrors over every egress path, phase by phase (dns,
@@ -30,6 +31,7 @@ enum Command: String, CaseIterable {
               check      one round now: a table of target × path, why failures failed, the path to use
               validate   check a config: every error with its JSON path, or what it would probe
               suggest    one round, then print the daemon.json mirrors and proxy drop-in for Docker
+              apply      one round, then the change to daemon.json / hosts.toml as a diff (--write: made)
 
             options of the agent:
               -c, --config FILE      the config (JSON). Without it: Docker Hub, plus the mirrors and
@@ -95,6 +97,26 @@ enum Command: String, CaseIterable {
             Exit status: 0 Docker can pull some way (Docker Hub or a mirror answers), 1 nothing
             answered, 2 a usage or config error.
             """
+        case .apply: return """
+            usage: egress-monitor apply [--config FILE] [--write]
+
+            Runs one round, then prints, as a unified diff, the change managed mode would make to
+            each managed file: the mirrors that answered on the docker path this round and are not
+            behind their upstream, in daemon.json's "registry-mirrors" (nothing else in the file
+            changes) and as the order of hosts.toml's [host] tables (none removed). Nothing is
+            printed for a file that would not change. Without a "manage" section in the config:
+            /etc/docker/daemon.json and /etc/containerd/certs.d/docker.io/hosts.toml, where they exist.
+
+              -c, --config FILE   the config (default: Docker Hub plus the mirrors and proxies
+                                  Docker is set up with)
+                  --write         write the files (atomically, the original kept once as
+                                  FILE.egress-monitor.orig) and reload dockerd with SIGHUP
+                  --log-level L   debug, info, warn or error (on stderr; default info)
+              -h, --help          this text
+
+            Exit status: 0 nothing to change, a diff shown, or everything written; 1 a file could
+            not be read, parsed or written; 2 a usage or config error.
+            """
         }
     }
 }
@@ -127,6 +149,7 @@ struct Arguments {
     var config: String?
     var listen: SocketAddress?
     var json = false
+    var write = false
     var target: String?
     var path: String?
     var logLevel: Log.Level = .info
@@ -140,7 +163,7 @@ struct Arguments {
                 exit(0)
             }
             guard let command = Command(rawValue: first) else {
-                usageError("unknown command \"\(first)\" (commands: check, validate, suggest)", .run)
+                usageError("unknown command \"\(first)\" (commands: check, validate, suggest, apply)", .run)
             }
             self.command = command
             args = args.dropFirst()
@@ -197,6 +220,9 @@ struct Arguments {
             case ("--json", .check):
                 flagOnly()
                 json = true
+            case ("--write", .apply):
+                flagOnly()
+                write = true
             case ("--target", .check):
                 once("--target")
                 target = value()
@@ -289,7 +315,7 @@ case .check:
     let style = options.json ? .plain : TerminalStyle.detect(fd: 1)
     let results = await probeRound(config, options, style: style)
     if options.json {
-        printOut(String(decoding: CheckCommand.json(results, actions: config.actions), as: UTF8.self))
+        printOut(String(decoding: CheckCommand.json(results, config: config), as: UTF8.self))
     } else {
         printOut(CheckCommand.table(results, style: style))
     }
@@ -299,9 +325,24 @@ case .suggest:
     let config = loadConfigOrExit(arguments.source)
     let style = TerminalStyle.detect(fd: 1)
     let results = await probeRound(config, CheckCommand.Options(), style: style)
-    let suggestion = SuggestCommand.analyse(config, results)
+    var suggestion = SuggestCommand.analyse(config, results)
+    if suggestion.proxy != nil {
+        // The drop-in is written in what the local Docker understands (its Go version).
+        var environment: [String: String] = [:]
+        if let host = getenv("DOCKER_HOST") { environment["DOCKER_HOST"] = String(cString: host) }
+        suggestion.docker = await DockerEngine.version(socketPath: DockerEngine.socketPath(environment: environment))
+    }
     printOut(SuggestCommand.render(suggestion, style: style))
     exit(SuggestCommand.exitStatus(suggestion))
+
+case .apply:
+    let config = loadConfigOrExit(arguments.source)
+    let manage = ApplyCommand.manage(config)
+    let results = await probeRound(config, CheckCommand.Options(), style: .plain)  // stdout carries only diffs
+    let output = ApplyCommand.run(ApplyCommand.plans(config, results, manage: manage), manage: manage, write: arguments.write)
+    printOut(output.stdout)
+    writeAll(2, output.stderr)
+    exit(output.status)
 
 case .run:
     raiseFileLimit()

@@ -86,7 +86,7 @@ import EgressTestSupport
         (["validate", "--json"], #"unknown option "--json" for validate"#, "usage: egress-monitor validate"),
         (["suggest", "--target", "x"], #"unknown option "--target" for suggest"#, "usage: egress-monitor suggest"),
         (["check", "--listen", "127.0.0.1:1"], #"unknown option "--listen" for check"#, "usage: egress-monitor check"),
-        (["chek"], #"unknown command "chek" (commands: check, validate, suggest)"#, "usage: egress-monitor [--config FILE]"),
+        (["chek"], #"unknown command "chek" (commands: check, validate, suggest, apply)"#, "usage: egress-monitor [--config FILE]"),
         (["check", "--config"], "--config needs a value", "usage: egress-monitor check"),
         (["check", "--config", "--json"], "--config needs a value", "usage: egress-monitor check"),
         (["check", "--json=yes"], "--json takes no value", "usage: egress-monitor check"),
@@ -363,8 +363,10 @@ import EgressTestSupport
              "targets": [
                {"name": "dockerhub", "kind": "dockerhub", "url": "https://localhost:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
                 "blob_digest": "\(CheckLab.blobDigest)"},
-               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)"},
-               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab"},
+               {"name": "mirror-both", "kind": "mirror", "url": "https://127.0.0.1:\(lab.registryPort)", "ca_file": "\(ca)",
+                "blob_digest": "\(CheckLab.blobDigest)"},
+               {"name": "mirror-direct", "kind": "mirror", "url": "https://registry.lab.test:\(lab.registryPort)", "ca_file": "\(ca)", "resolver": "lab",
+                "blob_digest": "\(CheckLab.blobDigest)"},
                {"name": "mirror-busy", "kind": "mirror", "url": "https://127.0.0.1:\(lab.busyPort)", "ca_file": "\(ca)"}]}
             """)
         defer { Lab.removeDirectory(dir) }

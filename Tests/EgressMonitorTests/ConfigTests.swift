@@ -84,7 +84,7 @@ import EgressNet
         (#"{"credentials_file": "/nonexistent/creds.json", "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["credentials_file: cannot read /nonexistent/creds.json"]),
         (#"{"interval": 30, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery, credentials_file, web, actions)"]),
+         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery, credentials_file, web, manage, actions)"]),
         (#"{"discovery": {"env": false}, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["discovery.env: unknown field (expected one of: environment, daemon_json, systemd_dropins, hosts_toml)"]),
         (#"{"paths": [{"name": "p", "proxy": "ftp://u:secret@proxy:21"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
@@ -144,10 +144,30 @@ import EgressNet
                      {"name": "m", "kind": "mirror", "url": "https://m.example", "images": ["alpine", "library/busybox:1.36"]}]}
         """)
         #expect(config.targets[1].registry.upstream == "hub")
-        #expect(config.targets[0].images.map(\.description) == ["library/alpine:latest", "library/busybox:1.36"])
+        // The hub's own image stays its own; the mirror's others are read for the comparison only.
+        #expect(config.targets[0].images.map(\.description) == ["library/alpine:latest"])
+        #expect(config.targets[0].registry.referenceImages.map(\.description) == ["library/busybox:1.36"])
+        #expect(ValidateCommand.summary(config, source: "x.json").contains("image library/alpine:latest; reads library/busybox:1.36 for its mirrors' comparison only"),
+                "validate shows what the hub reads on its mirrors' behalf")
         #expect(config.targets[0].registry.manifestGetIntervalSeconds == 21_600)
         #expect(config.targets[0].registry.blobIntervalSeconds == 600)
         #expect(config.targets[0].registry.blobBytes == 4 * 1024 * 1024)
+    }
+
+    /// Issue 14 §0: a mirror configured as the README shows (no image) is compared on its
+    /// upstream's images. Break: dropping the default leaves `m` without images (red here).
+    @Test func aMirrorWithoutImageIsComparedOnItsUpstreamsImages() throws {
+        let config = try Self.decode("""
+        {"targets": [{"name": "hub", "kind": "dockerhub", "images": ["alpine:3.20", "busybox"]},
+                     {"name": "m", "kind": "mirror", "url": "https://m.example"},
+                     {"name": "lone", "kind": "mirror", "url": "https://lone.example", "upstream": "own"},
+                     {"name": "own", "kind": "registry", "url": "https://own.example"}]}
+        """)
+        #expect(config.targets[1].images.map(\.description) == ["library/alpine:3.20", "library/busybox:latest"])
+        #expect(config.targets[0].registry.referenceImages.isEmpty)
+        #expect(config.targets[2].images.isEmpty, "an upstream without images gives none")
+        let hubless = try Self.decode(#"{"targets": [{"name": "m", "kind": "mirror", "url": "https://m.example"}]}"#)
+        #expect(hubless.targets[0].images.map(\.description) == [ConfigDefaults.dockerHubImage])
     }
 
     @Test func reportsEveryErrorAtOnce() {

@@ -19,13 +19,19 @@ public struct LabImage: Sendable {
     /// `sha256:` of `manifest`: what `Docker-Content-Digest` says for it.
     public let digest: String
 
-    /// An image whose layers have `layerSizes` random bytes each.
-    public static func random(layerSizes: [Int]) -> LabImage {
+    /// An image whose layers have `layerSizes` random bytes each, built at `created` (Unix
+    /// seconds, whole; now by default), which its config records as image configs do.
+    public static func random(layerSizes: [Int], created: Double = Date().timeIntervalSince1970) -> LabImage {
         let layers = layerSizes.map(randomBytes)
         let layerDigests = layers.map(LabDigest.sha256)
-        let diffIDs = layerDigests.map { "\"\($0)\"" }.joined(separator: ",")
+        return assemble(layers: layers, layerDigests: layerDigests, diffIDs: layerDigests, created: created)
+    }
+
+    /// The config and manifest for `layers` (gzip blobs) whose uncompressed digests are `diffIDs`.
+    public static func assemble(layers: [[UInt8]], layerDigests: [String], diffIDs: [String], created: Double) -> LabImage {
+        let diffIDs = diffIDs.map { "\"\($0)\"" }.joined(separator: ",")
         let config = Array("""
-            {"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[\(diffIDs)]}}
+            {"architecture":"amd64","os":"linux","created":"\(rfc3339(created))","config":{},"rootfs":{"type":"layers","diff_ids":[\(diffIDs)]}}
             """.utf8)
         let configDigest = LabDigest.sha256(config)
         let layerEntries = zip(layers, layerDigests).map { layer, digest in
@@ -38,6 +44,15 @@ public struct LabImage: Sendable {
             """.utf8)
         return LabImage(layers: layers, layerDigests: layerDigests, config: config, configDigest: configDigest,
                         manifest: manifest, digest: LabDigest.sha256(manifest))
+    }
+
+    /// `2024-05-22T18:18:12Z`.
+    public static func rfc3339(_ seconds: Double) -> String {
+        var t = time_t(seconds.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 
     /// The largest layer's digest: the one a probe reads for throughput.

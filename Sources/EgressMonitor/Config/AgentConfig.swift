@@ -24,6 +24,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var web = WebConfig()
     /// Commands run when the agent's view changes (`actions[]`; Act/ActionRunner.swift).
     public var actions: [ActionConfig] = []
+    /// The files the agent keeps right (`manage`); nil: it only measures.
+    public var manage: ManageConfig?
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,
@@ -196,6 +198,14 @@ public struct RegistryOptions: Sendable, Equatable {
     public var minThroughputBytesPerSecond: Double?
     /// The blob to read, instead of a layer taken from the manifest.
     public var blobDigest: String?
+    /// For an upstream: images its mirrors probe that it does not probe itself, read only so the
+    /// mirrors' digests can be compared. Their failures never fail this target's round (they
+    /// are the comparison's: `RegistryObservation.referenceFailures`).
+    public var referenceImages: [ImageReference] = []
+    /// Where the registry API is rooted on the target's host: `/v2`, or for a containerd
+    /// `hosts.toml` host, its URL path followed by `/v2`, or with `override_path = true` the
+    /// URL path alone (Harbor proxy-cache projects).
+    public var apiRoot = "/v2"
 
     public init() {}
 }

@@ -112,7 +112,8 @@ struct Validator {
     // MARK: the document
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
-                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web"]
+                            "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
+                            "manage"]
         + ["actions"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
@@ -197,6 +198,7 @@ struct Validator {
             }
         }
         let web = webConfig(top["web"])
+        let manage = manage(top["manage"])
         let actions = self.actions(top["actions"], targets: targetNames)
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
@@ -204,6 +206,7 @@ struct Validator {
                                  resolvers: resolvers, paths: paths, targets: targets, discovery: discovery)
         config.credentials = credentials
         config.web = web
+        config.manage = manage
         config.actions = actions
         config.linkMirrorsToUpstreams()
         return config

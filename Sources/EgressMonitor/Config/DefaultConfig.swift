@@ -58,7 +58,7 @@ public enum DockerDaemonConfig {
                 }
                 let name = uniqueName("mirror-" + sanitize(url.host), used: &used)
                 targets.append(Target(name: name, kind: .mirror, url: url,
-                                      images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
+                                      images: [],  // its upstream's, given by linkMirrorsToUpstreams
                                       discoveredFrom: path))
             }
         }

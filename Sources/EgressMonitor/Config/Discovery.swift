@@ -90,9 +90,10 @@ public struct Discovery {
         for mirror in mirrors {
             if config.targets.contains(where: { $0.url == mirror.url }) { continue }
             let name = DockerDaemonConfig.uniqueName(mirror.name, used: &targetNames)
-            config.targets.append(Target(name: name, kind: mirror.kind, url: mirror.url, caFile: mirror.caFile,
-                                         resolver: nil, images: mirror.images, paths: nil,
-                                         discoveredFrom: mirror.discoveredFrom))
+            var target = Target(name: name, kind: mirror.kind, url: mirror.url, caFile: mirror.caFile,
+                                resolver: nil, images: mirror.images, paths: nil, discoveredFrom: mirror.discoveredFrom)
+            target.registry.apiRoot = mirror.registry.apiRoot  // override_path, from hosts.toml
+            config.targets.append(target)
         }
         config.linkMirrorsToUpstreams()
 
@@ -235,10 +236,15 @@ public struct Discovery {
                 caFile = nil
             }
             let name = DockerDaemonConfig.uniqueName("mirror-" + DockerDaemonConfig.sanitize(url.host), used: &used)
-            targets.append(Target(name: name, kind: .mirror, url: EndpointURL(scheme: url.scheme, host: url.host, port: url.port),
-                                  caFile: caFile,
-                                  images: [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()],
-                                  discoveredFrom: path))
+            var target = Target(name: name, kind: .mirror, url: EndpointURL(scheme: url.scheme, host: url.host, port: url.port),
+                                caFile: caFile,
+                                images: [],  // its upstream's, given by linkMirrorsToUpstreams
+                                discoveredFrom: path)
+            // As containerd builds its requests: the URL's path then `/v2`, or with
+            // override_path the path alone.
+            let urlPath = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+            target.registry.apiRoot = host.overridePath ? urlPath : urlPath + "/v2"
+            targets.append(target)
         }
         return targets
     }
@@ -313,6 +319,8 @@ enum HostsTOML {
         var url: String
         var capabilities: [String] = []
         var ca: String?
+        /// `override_path = true`: the URL's path replaces `/v2` (Harbor proxy-cache projects).
+        var overridePath = false
     }
 
     struct ParseError: Error, CustomStringConvertible {
@@ -350,6 +358,8 @@ enum HostsTOML {
                 hosts[h].capabilities = try stringArray(value, line: n)
             case "ca":
                 hosts[h].ca = value.hasPrefix("[") ? try stringArray(value, line: n).first : try string(value, line: n)
+            case "override_path":
+                hosts[h].overridePath = value == "true"
             default:
                 break
             }

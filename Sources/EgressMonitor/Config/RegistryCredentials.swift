@@ -50,17 +50,29 @@ public struct RegistryCredentials: Sendable, Equatable, CustomStringConvertible 
 }
 
 extension AgentConfig {
-    /// Gives every mirror without an upstream the `dockerhub` target as its upstream, and makes
-    /// each upstream probe the images its mirrors probe, so their digests can be compared.
+    /// Gives every mirror without an upstream the `dockerhub` target as its upstream; a mirror
+    /// that names no image is probed on its upstream's own images (Docker Hub's default image
+    /// when it has no upstream), so its digests can always be compared; and each upstream reads
+    /// the images of its mirrors it does not probe itself as reference images — for the
+    /// comparison only, never for its own health (issue 16). Run again after discovery: it
+    /// adds nothing twice.
     mutating func linkMirrorsToUpstreams() {
         let hub = targets.first { $0.kind == .dockerhub }?.name
         for i in targets.indices where targets[i].kind == .mirror && targets[i].registry.upstream == nil {
             targets[i].registry.upstream = hub
         }
+        for i in targets.indices where targets[i].kind == .mirror && targets[i].images.isEmpty {
+            let upstream = targets[i].registry.upstream.flatMap { up in targets.first { $0.name == up } }
+            if let upstream {
+                targets[i].images = upstream.images
+            } else {
+                targets[i].images = [try! ImageReference.parse(ConfigDefaults.dockerHubImage, officialPrefix: true).get()]
+            }
+        }
         for mirror in targets where mirror.kind == .mirror {
             guard let up = mirror.registry.upstream, let j = targets.firstIndex(where: { $0.name == up }) else { continue }
-            for image in mirror.images where !targets[j].images.contains(image) {
-                targets[j].images.append(image)
+            for image in mirror.images where !targets[j].images.contains(image) && !targets[j].registry.referenceImages.contains(image) {
+                targets[j].registry.referenceImages.append(image)
             }
         }
     }

@@ -66,6 +66,14 @@ public struct RegistryObservation: Sendable, Equatable {
     public var blob: BlobMeasurement?
     /// Manifest requests sent this round, by method ("HEAD", "GET").
     public var manifestRequests: [String: Int] = [:]
+    /// When each image's build was made (the `created` time of its image config, Unix
+    /// seconds), read on mirrors so mirrors can be compared among themselves when no path
+    /// reaches their upstream. Absent when not read (Docker Hub's pull quota is never spent on it).
+    public var created: [String: Double] = [:]
+    /// Images read on a mirror's behalf (for the digest comparison) that the registry could not
+    /// answer for, with why (`manifest/http_not_found: ...`). They never fail this target's
+    /// round: the comparison they were for is absent instead.
+    public var referenceFailures: [String: String] = [:]
 
     public init() {}
 }

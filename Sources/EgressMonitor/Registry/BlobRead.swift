@@ -13,7 +13,7 @@ enum BlobRead {
         let limit = run.target.registry.blobBytes
         return try await run.phase(.blob) { _ throws(ProbeFailure) in
             var url = origin
-            var pathAndQuery = "/v2/\(image.repository)/blobs/\(digest)"
+            var pathAndQuery = "\(run.target.registry.apiRoot)/\(image.repository)/blobs/\(digest)"
             var redirectedTo: String?
             for _ in 0...maxRedirects {
                 let sameOrigin = url.scheme == origin.scheme && url.host == origin.host && url.port == origin.port

@@ -13,8 +13,8 @@ enum Manifests {
         "application/vnd.oci.image.index.v1+json",
     ].joined(separator: ", ")
 
-    static func path(_ image: ImageReference, reference: String? = nil) -> String {
-        "/v2/\(image.repository)/manifests/\(reference ?? image.reference)"
+    static func path(_ image: ImageReference, reference: String? = nil, apiRoot: String) -> String {
+        "\(apiRoot)/\(image.repository)/manifests/\(reference ?? image.reference)"
     }
 
     /// A manifest request; a non-200 answer fails the phase with its status's reason.
@@ -22,7 +22,7 @@ enum Manifests {
                       session: RegistrySession) async throws(ProbeFailure) -> HTTPClientResponse {
         var headers: [(String, String)] = [("Accept", accept)]
         if let authorization { headers.append(("Authorization", authorization)) }
-        let response = try await session.request(path(image, reference: reference), method: method, phase: .manifest,
+        let response = try await session.request(path(image, reference: reference, apiRoot: session.run.target.registry.apiRoot), method: method, phase: .manifest,
                                                  headers: headers, bodyLimit: 4 * 1024 * 1024)
         let run = session.run
         var observation = run.registry ?? RegistryObservation()
@@ -60,6 +60,20 @@ enum Manifests {
         case image(layer: String)
     }
 
+    /// The image config's digest of an image manifest (`config.digest`); nil for an index.
+    static func configDigest(of body: [UInt8]) -> String? {
+        guard let object = (try? JSONValue.parse(body, duplicateKeys: .lastWins))?.objectValue else { return nil }
+        return object["config"]?.objectValue?["digest"]?.stringValue
+    }
+
+    /// The `created` time of an image config, Unix seconds (RFC 3339, as the OCI image spec
+    /// writes it: `2024-05-22T18:18:12.052034407Z`, or with a `+hh:mm` offset).
+    static func created(ofConfig body: [UInt8]) -> Double? {
+        guard let object = (try? JSONValue.parse(body, duplicateKeys: .lastWins))?.objectValue,
+              let text = object["created"]?.stringValue else { return nil }
+        return RFC3339.seconds(text)
+    }
+
     static func content(of body: [UInt8]) -> Content? {
         guard let object = (try? JSONValue.parse(body, duplicateKeys: .lastWins))?.objectValue else { return nil }
         // An array of objects, or nil (as a cast to [[String: Any]] was): an element of another
@@ -83,5 +97,59 @@ enum Manifests {
             return largest?["digest"]?.stringValue.map { .image(layer: $0) }
         }
         return nil
+    }
+}
+
+/// RFC 3339 date-times, as image configs carry them.
+enum RFC3339 {
+    /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as Unix seconds; nil for anything else.
+    static func seconds(_ text: String) -> Double? {
+        let b = Array(text.utf8)
+        func num(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= b.count else { return nil }
+            var n = 0
+            for c in b[from..<from + count] {
+                guard c >= 48, c <= 57 else { return nil }
+                n = n * 10 + Int(c - 48)
+            }
+            return n
+        }
+        guard b.count >= 20, let year = num(0, 4), b[4] == 45, let month = num(5, 2), b[7] == 45, let day = num(8, 2),
+              b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = num(11, 2), b[13] == 58, let minute = num(14, 2),
+              b[16] == 58, let second = num(17, 2), (1...12).contains(month), (1...31).contains(day),
+              hour < 24, minute < 60, second < 61 else { return nil }
+        var i = 19
+        var fraction = 0.0
+        if b[i] == 46 {
+            var scale = 0.1
+            i += 1
+            let start = i
+            while i < b.count, b[i] >= 48, b[i] <= 57 {
+                fraction += Double(b[i] - 48) * scale
+                scale /= 10
+                i += 1
+            }
+            guard i > start else { return nil }
+        }
+        guard i < b.count else { return nil }
+        var offset = 0
+        if b[i] == 90 || b[i] == 122 {
+            i += 1
+        } else if b[i] == 43 || b[i] == 45, let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58, let om = num(i + 4, 2) {
+            offset = (oh * 60 + om) * 60 * (b[i] == 43 ? 1 : -1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Double(days * 86_400 + hour * 3600 + minute * 60 + second - offset) + fraction
     }
 }

@@ -9,34 +9,102 @@ struct RegistryProber: Prober {
         let session = RegistrySession(run: run, steps: steps)
         defer { session.close() }
         try await session.connect()
-        let v2 = try await session.request("/v2/", phase: .http)
+        let apiRoot = run.target.registry.apiRoot
+        let v2 = try await session.request(apiRoot + "/", phase: .http)
         try RegistryAPICheck.checkV2(v2.head)
         let target = run.target
-        guard !target.images.isEmpty else { return }
+        guard !target.images.isEmpty || !target.registry.referenceImages.isEmpty else { return }
         run.registry = RegistryObservation()
         let auth = RegistryAuth.from(v2.head)
         let tokens = TokenFlow(session: session)
         for (i, image) in target.images.enumerated() {
-            var authorization = try await tokens.authorization(auth, repository: image.repository)
-            var head: HTTPClientResponse
-            do {
-                head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
-            } catch where error.reason == .httpUnauthorized && authorization == nil {
-                // /v2/ was open but the repository is not: authenticate as its challenge says.
-                let challenge = try await session.request(Manifests.path(image), method: "HEAD", phase: .manifest,
-                                                          headers: [("Accept", Manifests.accept)])
-                guard case .bearer = RegistryAuth.from(challenge.head) else { throw error }
-                authorization = try await tokens.authorization(RegistryAuth.from(challenge.head), repository: image.repository)
-                head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
-            }
-            let digest = head.head.headers["Docker-Content-Digest"]
-            if let digest { run.registry?.digests[image.description] = digest }
+            let (digest, authorization) = try await manifestDigest(image, auth: auth, tokens: tokens, session: session)
             // Claimed only once a round gets this far: a round that failed earlier leaves the
             // read due for the next one instead of using up a whole blob_interval.
             if i == 0, steps.registryState.claimBlobRead(PairKey(target: target.name, path: run.path.name),
                                                          interval: target.registry.blobIntervalSeconds) {
                 try await readBlob(image, manifestDigest: digest, authorization: authorization, session: session)
             }
+            if target.kind == .mirror, let digest {
+                await readCreated(image, manifestDigest: digest, authorization: authorization, session: session)
+            }
+        }
+        // Read for the mirrors' comparison only: a failure here is the comparison's (absent),
+        // counted and logged, never this target's own (issue 16: a mirror's private or mistyped
+        // image must not show Docker Hub as down).
+        for image in target.registry.referenceImages {
+            do {
+                _ = try await manifestDigest(image, auth: auth, tokens: tokens, session: session)
+            } catch {
+                run.registry?.referenceFailures[image.description] = error.description
+                Log.warn("reference read failed: a mirror's image could not be read on its upstream; its digest comparison is absent",
+                         ["target": target.name, "path": run.path.name, "image": image.description, "failure": error.description])
+            }
+        }
+    }
+
+    /// The `auth` and `manifest` phases for one image: a token when needed, a manifest HEAD, the
+    /// digest recorded in the observation. Returns the digest and the authorization used.
+    private func manifestDigest(_ image: ImageReference, auth: RegistryAuth, tokens: TokenFlow,
+                                session: RegistrySession) async throws(ProbeFailure) -> (String?, String?) {
+        let run = session.run
+        var authorization = try await tokens.authorization(auth, repository: image.repository)
+        var head: HTTPClientResponse
+        do {
+            head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
+        } catch where error.reason == .httpUnauthorized && authorization == nil {
+            // /v2/ was open but the repository is not: authenticate as its challenge says.
+            let challenge = try await session.request(Manifests.path(image, apiRoot: run.target.registry.apiRoot),
+                                                      method: "HEAD", phase: .manifest, headers: [("Accept", Manifests.accept)])
+            guard case .bearer = RegistryAuth.from(challenge.head) else { throw error }
+            authorization = try await tokens.authorization(RegistryAuth.from(challenge.head), repository: image.repository)
+            head = try await Manifests.fetch(image, method: "HEAD", authorization: authorization, session: session)
+        }
+        let digest = head.head.headers["Docker-Content-Digest"]
+        if let digest { run.registry?.digests[image.description] = digest }
+        return (digest, authorization)
+    }
+
+    /// On a mirror: when the image's build was made (its config's `created`), so mirrors can be
+    /// compared among themselves when no path reaches their upstream. Read once per manifest
+    /// digest (content-addressed, so the answer never changes) and remembered; never on Docker
+    /// Hub (its manifest GETs count as pulls). Best effort: a failure or a blob redirected to
+    /// another host leaves the time unknown and the round as it was; a definite answer without
+    /// a time (a redirect, no `created`) is remembered too, so such a mirror is not asked again
+    /// every round. Its requests count in the `manifest` phase's time the round they are made.
+    private func readCreated(_ image: ImageReference, manifestDigest: String, authorization: String?,
+                             session: RegistrySession) async {
+        let state = session.steps.registryState
+        if let known = state.created(manifestDigest: manifestDigest) {
+            if let time = known { session.run.registry?.created[image.description] = time }
+            return
+        }
+        do throws(ProbeFailure) {
+            var reference = manifestDigest
+            var config: String?
+            for _ in 0..<2 where config == nil {
+                let manifest = try await Manifests.fetch(image, reference: reference, method: "GET",
+                                                         authorization: authorization, session: session)
+                if case .index(let platformManifest)? = Manifests.content(of: manifest.body) {
+                    reference = platformManifest
+                } else {
+                    config = Manifests.configDigest(of: manifest.body)
+                    if config == nil { state.store(created: nil, manifestDigest: manifestDigest); return }
+                }
+            }
+            guard let config else { state.store(created: nil, manifestDigest: manifestDigest); return }
+            var headers: [(String, String)] = []
+            if let authorization { headers.append(("Authorization", authorization)) }
+            let blob = try await session.request("\(session.run.target.registry.apiRoot)/\(image.repository)/blobs/\(config)",
+                                                 phase: .manifest, headers: headers, bodyLimit: 1024 * 1024)
+            guard blob.head.status == 200, let created = Manifests.created(ofConfig: blob.body) else {
+                state.store(created: nil, manifestDigest: manifestDigest)
+                return
+            }
+            state.store(created: created, manifestDigest: manifestDigest)
+            session.run.registry?.created[image.description] = created
+        } catch {
+            Log.debug("build time not read", ["target": session.run.target.name, "image": image.description, "failure": error.description])
         }
     }
 

@@ -20,6 +20,8 @@ public final class RegistryState: Sendable {
         var layers: [String: LayerChoice] = [:]
         var lastManifestGet: [String: UInt64] = [:]
         var lastBlob: [PairKey: UInt64] = [:]
+        /// Manifest digest → its image config's `created` time (nil: asked, none to be had).
+        var created: [String: Double?] = [:]
     }
 
     private let state = Mutex(State())
@@ -65,6 +67,18 @@ public final class RegistryState: Sendable {
             if let last = s.lastManifestGet[key], Double(now - last) / 1e9 < interval { return false }
             s.lastManifestGet[key] = now
             return true
+        }
+    }
+
+    /// nil when never asked; `.some(nil)` when asked and no time could be had.
+    func created(manifestDigest: String) -> Double?? {
+        state.withLock { $0.created[manifestDigest] }
+    }
+
+    func store(created: Double?, manifestDigest: String) {
+        state.withLock { s in
+            if s.created.count > 1024 { s.created.removeAll() }
+            s.created[manifestDigest] = created
         }
     }
 

@@ -22,6 +22,9 @@ public enum ValidateCommand {
             if let r = t.resolver { about.append("resolver \(r)") }
             if let ca = t.caFile { about.append("CA \(ca)") }
             if !t.images.isEmpty { about.append((t.images.count == 1 ? "image " : "images ") + t.images.map(\.description).joined(separator: ", ")) }
+            if !t.registry.referenceImages.isEmpty {
+                about.append("reads " + t.registry.referenceImages.map(\.description).joined(separator: ", ") + " for its mirrors' comparison only")
+            }
             return [t.name, t.kind.rawValue, t.url.description, about.joined(separator: "; "),
                     t.discoveredFrom.map { "discovered from \($0)" } ?? ""]
         }, indent: "    ")
@@ -32,7 +35,22 @@ public enum ValidateCommand {
         out += columns(config.targets.map { t in
             [t.name, "on " + pairs.filter { $0.target.name == t.name }.map(\.path.name).joined(separator: ", ")]
         }, indent: "    ")
+        out += manageSummary(config)
         out += ActionsReport.summary(config.actions)
+        return out
+    }
+
+    /// The `manage` section as `validate` prints it; "" without one.
+    static func manageSummary(_ config: AgentConfig) -> String {
+        guard let m = config.manage else { return "" }
+        var out = "  manage (writes these files):\n"
+        var rows: [[String]] = []
+        if let f = m.daemonJSON {
+            rows.append(["daemon_json", f, m.reloadDocker ? "then SIGHUP to the dockerd of \(m.dockerPidFile)" : "dockerd not reloaded (reload_docker false)"])
+        }
+        if let f = m.hostsTOML { rows.append(["hosts_toml", f, "host tables reordered, none removed"]) }
+        out += columns(rows, indent: "    ")
+        out += "    judged on path \(m.dockerPath(in: config))\(m.dockerPath == nil ? " (default)" : ""); at most one write per \(seconds(m.minDwellSeconds)) unless the first mirror fails; state in \(m.stateDir)\n"
         return out
     }
 

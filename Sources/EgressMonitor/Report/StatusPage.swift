@@ -94,6 +94,8 @@ enum StatusPage {
             html += "</tbody></table></div>\n"
         }
 
+        // Managed mode (Manage/ApplyCommand.swift): what is written, when, and what would be now.
+        html += ManagedFilesSection.html(report.agent?.managed ?? [], now: now)
         html += ActionsReport.html(report.agent?.actions ?? [], now: now)
 
         html += """

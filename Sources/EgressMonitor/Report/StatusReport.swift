@@ -14,6 +14,8 @@ public struct AgentStatus: Sendable {
     public let lastReloadSuccessful: Bool?
     /// Unix time of the last successful load or reload.
     public let lastReloadSuccessAt: Double?
+    /// Managed mode's files (empty without `manage`).
+    public var managed: [ManagedFileStatus] = []
     /// The actions' last runs (Act/ActionRunner.swift); empty without actions.
     public var actions: [ActionStatus] = []
 
@@ -235,6 +237,8 @@ struct APIDocument: JSONRepresentable {
     let agent: Agent?
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
+    /// Managed mode's files; the "manage" key appears only when there are some.
+    let managed: [ManagedFileStatus]
     let verdicts: Attribution.Verdicts
     /// Shown (as "actions") when the config has actions.
     let actions: [ActionStatus]
@@ -254,12 +258,13 @@ struct APIDocument: JSONRepresentable {
         }
         results = report.results
         recommendations = report.recommendations
+        managed = report.agent?.managed ?? []
         verdicts = report.verdicts
         actions = report.agent?.actions ?? []
     }
 
     var json: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             CodingKeys.version.rawValue: .string(version),
             CodingKeys.generatedAt.rawValue: .number(generatedAt),
             CodingKeys.agent.rawValue: agent?.json ?? .null,
@@ -267,7 +272,10 @@ struct APIDocument: JSONRepresentable {
             CodingKeys.recommendations.rawValue: .object(recommendations.mapValues { .string($0) }),
             CodingKeys.paths.rawValue: Findings.pathsJSON(verdicts),
             CodingKeys.targets.rawValue: Findings.targetsJSON(verdicts),
-        ].merging(ActionsReport.block(actions)) { a, _ in a })
+        ]
+        if !managed.isEmpty { o["manage"] = .array(managed.map(\.json)) }
+        o.merge(ActionsReport.block(actions)) { a, _ in a }
+        return .object(o)
     }
 }
 

@@ -1,7 +1,9 @@
 /// `egress-monitor suggest`: after one round, what to change in Docker's own setup. Prints,
-/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered and
-/// are up to date (the same manifest digests as their upstream), healthiest and fastest first; and, where Docker Hub fails directly but works through a proxy
-/// path, the systemd drop-in that sends Docker through that proxy.
+/// never writes: a `registry-mirrors` list for daemon.json of the mirrors that answered, judged by
+/// `FreshnessJudge` — current ones (the upstream's digests) first, healthiest and fastest first,
+/// then the ones that could not be compared, labelled so; behind ones left out with the reason.
+/// And, where Docker Hub fails directly but works through a proxy path, the systemd drop-in that
+/// sends Docker through that proxy, in a proxy scheme the Docker in front of it understands.
 public enum SuggestCommand {
     /// A mirror that answered on at least one path.
     public struct HealthyMirror: Sendable, Equatable {
@@ -15,8 +17,8 @@ public enum SuggestCommand {
         public let fastestPath: String
         /// Whether it answered on a direct path (Docker reaches it without any proxy).
         public let okDirect: Bool
-        /// Images whose manifest digest differs from its upstream's this round: it is behind.
-        public var behind: [String] = []
+        /// Whether it serves what its upstream serves now, and how that was decided.
+        public var freshness = MirrorFreshness(target: "", freshness: .unknown, detail: "not judged")
 
         var health: Double { Double(okPaths.count) / Double(max(probedPaths, 1)) }
     }
@@ -32,9 +34,10 @@ public enum SuggestCommand {
     }
 
     public struct Suggestion: Sendable, Equatable {
-        /// Healthiest first (the share of paths it answered on), then fastest.
+        /// Current ones first, then unknown ones; in each, healthiest first (the share of paths
+        /// it answered on), then fastest.
         public var mirrors: [HealthyMirror] = []
-        /// Mirrors that answered but serve older manifests than their upstream.
+        /// Mirrors that answered but serve older builds than their upstream or other mirrors.
         public var behindMirrors: [HealthyMirror] = []
         /// Mirror targets probed that answered on no path.
         public var failedMirrors: [String] = []
@@ -43,6 +46,9 @@ public enum SuggestCommand {
         public var dockerHubDirectOK: [String: String] = [:]
         public var dockerHubOtherOK: [String: String] = [:]
         public var dockerHubUnreachable: [String] = []
+        /// What the local Docker Engine said of itself (its Go version decides the proxy
+        /// scheme written for it); nil when it was not asked.
+        public var docker: Result<DockerEngineInfo, DockerEngineProblem>?
     }
 
     public static let dropInPath = "/etc/systemd/system/docker.service.d/http-proxy.conf"
@@ -50,6 +56,7 @@ public enum SuggestCommand {
     /// What the results say Docker should use.
     public static func analyse(_ config: AgentConfig, _ results: [ProbeResult]) -> Suggestion {
         var s = Suggestion()
+        let freshness = FreshnessJudge.judge(config: config, results: results)
         let pathsByName = Dictionary(config.paths.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func isDirect(_ path: String) -> Bool { pathsByName[path]?.kind == .direct }
 
@@ -64,15 +71,14 @@ public enum SuggestCommand {
             var mirror = HealthyMirror(target: target, okPaths: ok.map(\.path), probedPaths: mine.count,
                                        fastest: fastest.duration, fastestPath: fastest.path,
                                        okDirect: ok.contains { isDirect($0.path) })
-            // Up to date: every image's digest equals the upstream's, where both were read.
-            if let upstream = target.registry.upstream {
-                let reference = digests(of: upstream, in: results)
-                mirror.behind = digests(of: target.name, in: results)
-                    .filter { image, digest in reference[image].map { $0 != digest } ?? false }.keys.sorted()
-            }
-            if mirror.behind.isEmpty { s.mirrors.append(mirror) } else { s.behindMirrors.append(mirror) }
+            mirror.freshness = freshness[target.name] ?? mirror.freshness
+            if mirror.freshness.freshness == .behind { s.behindMirrors.append(mirror) } else { s.mirrors.append(mirror) }
         }
-        s.mirrors.sort { a, b in (-a.health, a.fastest, a.target.name) < (-b.health, b.fastest, b.target.name) }
+        // An unknown mirror is never ranked with the current ones, however fast.
+        s.mirrors.sort { a, b in
+            (a.freshness.freshness == .current ? 0 : 1, -a.health, a.fastest, a.target.name)
+                < (b.freshness.freshness == .current ? 0 : 1, -b.health, b.fastest, b.target.name)
+        }
 
         for target in config.targets where target.kind == .dockerhub {
             let mine = results.filter { $0.target == target.name }
@@ -98,15 +104,6 @@ public enum SuggestCommand {
         return s
     }
 
-    /// The manifest digests `target` served this round, over any path.
-    static func digests(of target: String, in results: [ProbeResult]) -> [String: String] {
-        var out: [String: String] = [:]
-        for r in results where r.target == target {
-            for (image, digest) in r.registry?.digests ?? [:] { out[image] = digest }
-        }
-        return out
-    }
-
     /// 0 when Docker can pull some way (Docker Hub answers on some path, or a mirror does), or
     /// when nothing Docker uses was probed; 1 when neither Docker Hub nor any mirror answered.
     public static func exitStatus(_ s: Suggestion) -> Int32 {
@@ -122,7 +119,7 @@ public enum SuggestCommand {
         var out = ""
         // Mirrors.
         let behind = s.behindMirrors.map { m in
-            "  Left out, behind its upstream (\(m.target.registry.upstream ?? "upstream") serves other digests for \(m.behind.joined(separator: ", "))): \(m.target.name).\n"
+            "  Left out, behind: \(m.target.name) (\(m.freshness.detail)).\n"
         }.joined()
         if s.mirrors.isEmpty {
             if !s.behindMirrors.isEmpty {
@@ -133,10 +130,12 @@ public enum SuggestCommand {
                 out += style.bold("Registry mirrors:") + " " + style.red("none answered") + " (\(s.failedMirrors.joined(separator: ", "))): `egress-monitor check` says why.\n"
             }
         } else {
-            out += style.bold("Registry mirrors that answered and are up to date, healthiest and fastest first:") + "\n"
+            out += style.bold("Registry mirrors that answered, up to date ones first, healthiest and fastest first:") + "\n"
             out += ValidateCommand.columns(s.mirrors.map { m in
                 var note = "ok on \(m.okPaths.count) of \(m.probedPaths) path\(m.probedPaths == 1 ? "" : "s") (\(m.okPaths.joined(separator: ", "))), fastest \(Format.duration(m.fastest)) over \(m.fastestPath)"
                 if !m.okDirect { note += "; not directly: Docker reaches it only through a proxy" }
+                note += m.freshness.freshness == .current ? "; current: " : "; NOT COMPARED, freshness unknown: "
+                note += m.freshness.detail
                 return [m.target.name, m.target.url.description, note]
             }, indent: "  ")
             if !s.failedMirrors.isEmpty {
@@ -153,7 +152,10 @@ public enum SuggestCommand {
             out += "\n" + style.bold("Docker Hub (\(p.target))") + " fails directly (\(p.directFailures.joined(separator: "; "))) but works through proxy path "
                 + style.green(p.path.name) + " (\(Format.duration(p.duration))).\n"
             out += "To send Docker through that proxy, write \(dropInPath):\n\n"
-            out += dropIn(proxy: p.proxy, noProxy: ["localhost", "127.0.0.1"] + s.mirrors.filter(\.okDirect).map(\.target.url.host))
+            let scheme = dockerProxyScheme(p.proxy.scheme, docker: s.docker)
+            out += dropIn(proxy: p.proxy, scheme: scheme.scheme,
+                          noProxy: ["localhost", "127.0.0.1"] + s.mirrors.filter(\.okDirect).map(\.target.url.host))
+            if let why = scheme.why { out += "\n\(why)\n" }
             if let user = p.proxy.username, p.proxy.password != nil {
                 out += "\nReplace <password> with the password of \(user) on the proxy: egress-monitor never prints it.\n"
                 out += "Environment= lines can be read by any local user (systemctl show docker); to keep the\n"
@@ -178,9 +180,33 @@ public enum SuggestCommand {
         "{\n  \"registry-mirrors\": [\n" + urls.map { "    \"\(jsonEscaped($0))\"" }.joined(separator: ",\n") + "\n  ]\n}\n"
     }
 
+    /// The proxy scheme to write for the Docker in front of us, and why when it is not the one
+    /// configured. Go's proxy code knew no `socks5h` before Go 1.23 (dockerd 20.10 is built
+    /// with 1.19 and fails `proxyconnect tcp: dial tcp: lookup socks5h`), while its `socks5`
+    /// has always let the proxy resolve names: so `socks5` unless Docker's Go is known to be
+    /// 1.23 or later.
+    public static func dockerProxyScheme(_ scheme: String, docker: Result<DockerEngineInfo, DockerEngineProblem>?) -> (scheme: String, why: String?) {
+        guard scheme == "socks5h" else { return (scheme, nil) }
+        let learned: String
+        switch docker {
+        case .success(let info)?:
+            if let (major, minor) = info.goMajorMinor {
+                if (major, minor) >= (1, 23) { return (scheme, nil) }
+                return ("socks5", "socks5h:// written as socks5://: Docker \(info.version ?? "") is built with \(info.goVersion!), whose proxy code knows no socks5h (Go 1.23 added it as a synonym); in Go, socks5:// already lets the proxy resolve names.")
+            }
+            learned = "Docker did not say which Go it is built with"
+        case .failure(let problem)?:
+            learned = "Docker's Go version could not be learned (\(problem))"
+        case nil:
+            learned = "Docker's Go version was not asked"
+        }
+        return ("socks5", "socks5h:// written as socks5://: \(learned); Go before 1.23 rejects socks5h, and in Go socks5:// already lets the proxy resolve names.")
+    }
+
     /// The drop-in that sends dockerd through `proxy`, with the password left for the user.
-    static func dropIn(proxy: EndpointURL, noProxy: [String]) -> String {
-        let url = proxyURLForDocker(proxy)
+    static func dropIn(proxy: EndpointURL, scheme: String? = nil, noProxy: [String]) -> String {
+        var url = proxyURLForDocker(proxy)
+        if let scheme { url = scheme + url.drop { $0 != ":" } }
         return """
         [Service]
         Environment="HTTP_PROXY=\(url)"

@@ -148,6 +148,9 @@ public final class ResultStore: Sendable {
         for (method, count) in registry.manifestRequests.sorted(by: { $0.key < $1.key }) {
             metrics.increment(Catalogue.manifestRequests, labels + [method], by: Double(count))
         }
+        for image in registry.referenceFailures.keys.sorted() {
+            metrics.increment(Catalogue.referenceFailures, labels + [image])
+        }
         if let blob = registry.blob {
             metrics.increment(Catalogue.blobBytes, labels, by: Double(blob.bytes))
             if let rate = blob.bytesPerSecond { metrics.set(Catalogue.blobThroughput, labels, rate) }
@@ -257,6 +260,12 @@ public final class ResultStore: Sendable {
     /// The last digest read for `image` on `target`, over any path.
     public func digest(target: String, image: String) -> String? {
         digests.withLock { $0[target]?[image]?.digest }
+    }
+
+    /// The outcomes of the last rounds (`PathPreference.window`) of a pair, oldest first; empty
+    /// before its first round. Managed mode's 8-of-10 rule reads them.
+    public func outcomes(target: String, path: String) -> [Bool] {
+        preference.withLock { $0.choice.histories[target]?[path]?.outcomes ?? [] }
     }
 
     /// The preferred path of every target that has results.
