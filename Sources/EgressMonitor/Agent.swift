@@ -81,6 +81,8 @@ public final class Agent: Sendable {
         // Reload is wired through a box so the route can call back into the agent once built.
         let box = ReloadBox()
         self.manager = MirrorManager(results: results, config: { box.agent?.config })
+        // Each write of a managed file is a `mirrors_written` event for the actions.
+        manager.setOnWrite { file, _, mirrors in actions.mirrorsWritten(file: file, mirrors: mirrors) }
         let web = try Self.webSettings(config.web)
         do throws(NetError) {
             self.server = try HTTPServer(listenOn: listen, web: web) { request in
