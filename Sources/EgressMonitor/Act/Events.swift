@@ -77,7 +77,7 @@ public final class ViewChanges: ResultObserver {
         let enabled = config.actions.contains { $0.on.contains { $0.isTargetEvent } }
         let paths = Dictionary(config.paths.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         state.withLock { s in
-            s.paths = paths
+            // Turned off, it forgets what it saw: turned on again, it starts as at start.
             if !enabled && s.enabled { s = State() }
             s.paths = paths
             s.enabled = enabled
