@@ -372,12 +372,14 @@ SPREAD = "blackbox_exporter, spread over each second"
 BURST = "blackbox_exporter, bursts of 60"
 
 # figure key -> (section, label, unit, scale for display, peers, target)
-# A peer is (key, label); the ratio printed is figure / peer. A target is (op, value, text).
+# A peer is (key, label); the ratio printed is figure / peer. A target is (op, value, text);
+# a "<=ratio" target may name the one peer (by label) it is judged against, else every peer.
 FIGURES = [
     ("1. Cost per probe: 60 HTTPS registry targets on loopback, each every second, 30 s", [
         ("agent_cpu_ms_per_probe", "agent CPU per probe", "ms", [("bb_spread_cpu_ms_per_probe", SPREAD), ("bb_cpu_ms_per_probe", BURST)], ("<=ratio", 0.5)),
         ("agent_sys_ms_per_probe", "  of which in the kernel (stime)", "ms", [("bb_spread_sys_ms_per_probe", SPREAD), ("bb_sys_ms_per_probe", BURST)], None),
-        ("agent_hwm_mib", "agent peak RSS (VmHWM)", "MiB", [("bb_hwm_mib", "blackbox_exporter")], ("<=ratio", 0.5)),
+        # Each side's peak in the same mode: a fresh blackbox for each way of driving it.
+        ("agent_hwm_mib", "agent peak RSS (VmHWM)", "MiB", [("bb_spread_hwm_mib", SPREAD), ("bb_hwm_mib", BURST)], ("<=ratio", 0.5, SPREAD)),
         ("agent_rss_anon_mib", "  of which anonymous (heap, stacks) at the end", "MiB", [], None),
         ("agent_rss_file_mib", "  of which file-backed (binary, Swift runtime, OpenSSL)", "MiB", [], None),
         ("agent_probes_per_s", "agent probes per second", "/s", [("bb_spread_probes_per_s", SPREAD), ("bb_probes_per_s", BURST)], None),
@@ -420,6 +422,24 @@ FIGURES = [
 ]
 
 
+# Success ratios that gate verdicts: a figure's verdict is MISSED when a run's probes failed
+# (an agent whose probes failed early would look cheap, and so would a peer). figure key ->
+# [(success key, minimum, peer)]: the agent's own (peer None) and, for a ratio against a peer
+# whose key starts with `peer`, that peer's.
+OK = 0.99
+COST_GATES = [("agent_probe_ok_ratio", OK, None), ("bb_spread_probe_ok_ratio", OK, "bb_spread_"),
+              ("bb_probe_ok_ratio", OK, "bb_cpu_"), ("bb_probe_ok_ratio", OK, "bb_hwm_")]
+# 1,400 of the 2,000 pairs can succeed (30 % of the targets are blackholed).
+SCALE_GATES = [("scale_ok_pairs", 1400 * OK, None)]
+GATES = {"agent_cpu_ms_per_probe": COST_GATES, "agent_hwm_mib": COST_GATES,
+         "scale_lag_p99_ms": SCALE_GATES, "scale_threads": SCALE_GATES, "scale_cpu_pct": SCALE_GATES,
+         "scale_rss_mib": SCALE_GATES}
+
+
+def finite(v):
+    return v is not None and not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))
+
+
 def fmt(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
@@ -451,14 +471,36 @@ def report(directory):
         raise SystemExit("no runs recorded")
 
     def med(key):
-        vs = [r[key] for r in runs if key in r and not math.isnan(r[key])]
+        vs = [r[key] for r in runs if finite(r.get(key))]
         return statistics.median(vs) if vs else None
 
     def each(key):
         return " ".join(fmt(r.get(key)) for r in runs)
 
+    def gate(key, peer=None):
+        """The success ratios below their minimum, in any run, as text; None when all pass.
+        A run without the figure does not pass: a section that did not run cannot be judged."""
+        failing = []
+        for okey, minimum, for_peer in GATES.get(key, []):
+            if for_peer is not None and (peer is None or not peer.startswith(for_peer)):
+                continue
+            values = [r.get(okey) for r in runs]
+            bad = [v for v in values if not finite(v) or v < minimum]
+            if bad:
+                failing.append(f"{okey} {' '.join(fmt(v) for v in values)} < {fmt(minimum)}")
+        return "; ".join(failing) or None
+
     print(f"\nMedians over {len(runs)} run(s); each run's values in [ ]. Ratio = figure / peer, same run.\n")
     verdicts = []
+
+    def judge(ok, text, key, peer=None):
+        """A verdict, MISSED when the success ratios behind it fell short."""
+        failing = gate(key, peer)
+        if failing:
+            verdicts.append((False, f"{text} -- not judged, probes failed: {failing}"))
+        else:
+            verdicts.append((ok, text))
+
     for section, rows in FIGURES:
         print(section)
         for key, label, unit, peers, target in rows:
@@ -469,30 +511,99 @@ def report(directory):
             print(line)
             for pkey, plabel in peers:
                 pm = med(pkey)
-                ratios = [r[key] / r[pkey] for r in runs if key in r and pkey in r and r[pkey]]
+                # Only runs where both figures exist and are finite; a missing one is no ratio.
+                ratios = [r[key] / r[pkey] for r in runs if finite(r.get(key)) and finite(r.get(pkey)) and r[pkey]]
                 ratio = statistics.median(ratios) if ratios else None
                 extra = ""
                 if target and target[0] in ("abs", "abs-info") and pm is not None:
                     extra = f"  ({pm - target[1]:+.2f})"
                 print(f"      vs {plabel}: {fmt(pm)} {unit}{extra}  [{each(pkey)}]  ratio {fmt(ratio)}")
-                if target and target[0] == "<=ratio":
+                if target and target[0] == "<=ratio" and (len(target) < 3 or target[2] == plabel):
                     ok = ratio is not None and ratio <= target[1]
-                    verdicts.append((ok, f"{label} <= {target[1]} x {plabel}: ratio {fmt(ratio)}"))
-            if target and m is not None:
+                    judge(ok, f"{label} <= {target[1]} x {plabel}: ratio {fmt(ratio)}", key, pkey)
+            if target and target[0] not in ("<=ratio", "abs-info") and m is None:
+                # A figure that is missing or NaN in every run is a target not shown to be met.
+                verdicts.append((False, f"{label}: no figure (missing or NaN in every run)"))
+            elif target and m is not None:
                 op = target[0]
                 if op == "abs-info":
                     pass
                 elif op == "abs":
                     ok = abs(m - target[1]) <= target[2]
-                    verdicts.append((ok, f"{label} within {target[2]} ms of {target[1]}: {m - target[1]:+.2f} ms"))
+                    judge(ok, f"{label} within {target[2]} ms of {target[1]}: {m - target[1]:+.2f} ms", key)
                 elif op == "<=":
-                    verdicts.append((m <= target[1], f"{label} <= {target[1]} {unit}: {fmt(m)}"))
+                    judge(m <= target[1], f"{label} <= {target[1]} {unit}: {fmt(m)}", key)
                 elif op == ">=":
-                    verdicts.append((m >= target[1], f"{label} >= {target[1]} {unit}: {fmt(m)}"))
+                    judge(m >= target[1], f"{label} >= {target[1]} {unit}: {fmt(m)}", key)
         print()
     print("Targets (issue 8), on the medians:")
     for ok, text in verdicts:
         print(f"  [{'met' if ok else 'MISSED'}] {text}")
+    return verdicts
+
+
+def selftest():
+    """The verdicts on made-up runs: a missing or NaN figure is MISSED, failed probes make a
+    cheap figure MISSED, the RSS ratio is judged against the spread peer. Prints PASS or exits 1."""
+    import contextlib
+    import io
+    import tempfile
+
+    good = {"agent_cpu_ms_per_probe": 1, "bb_spread_cpu_ms_per_probe": 4, "bb_cpu_ms_per_probe": 3,
+            "agent_hwm_mib": 16, "bb_spread_hwm_mib": 40, "bb_hwm_mib": 20,
+            "agent_probe_ok_ratio": 1, "bb_spread_probe_ok_ratio": 1, "bb_probe_ok_ratio": 1,
+            "scale_lag_p99_ms": 20, "scale_threads": 8, "scale_cpu_pct": 7, "scale_rss_mib": 30, "scale_ok_pairs": 1400,
+            "render2000_ms": 20, "wrk100_rps": 5000, "wrk100_p99_ms": 2,
+            "fid_http_delta_agent_ms": 150.1, "fid_tls_delta_agent_ms": 100.2}
+
+    def verdicts(change):
+        with tempfile.TemporaryDirectory() as d:
+            for i in range(3):
+                values = dict(good)
+                values.update(change)
+                with open(os.path.join(d, f"run{i + 1}.tsv"), "w") as f:
+                    for k, v in values.items():
+                        if v is not None:
+                            f.write(f"{k} {v}\n")
+            with contextlib.redirect_stdout(io.StringIO()):
+                return report(d)
+
+    def missed(vs, prefix):
+        return [t for ok, t in vs if not ok and t.startswith(prefix)]
+
+    failures = []
+
+    def check(cond, what):
+        if not cond:
+            failures.append(what)
+
+    base = verdicts({})
+    check(all(ok for ok, _ in base), f"every target met on good runs: {[t for ok, t in base if not ok]}")
+    check(len(base) == 12, f"12 verdicts on good runs, got {len(base)}")
+    # RSS: 16 / 40 (spread) = 0.4 is met; against the burst peer (16 / 20) it would not be.
+    check(any(t.startswith("agent peak RSS (VmHWM) <= 0.5 x " + SPREAD) for ok, t in base), "RSS judged against the spread peer")
+    check(not any(BURST in t and "RSS" in t for ok, t in base), "RSS not judged against the burst peer")
+    for key in ("scale_cpu_pct", "render2000_ms", "fid_tls_delta_agent_ms"):
+        for value in (None, float("nan")):
+            vs = verdicts({key: value})
+            check(len(vs) == len(base) and any(not ok and "no figure" in t for ok, t in vs),
+                  f"{key}={value}: MISSED as no figure, got {[t for ok, t in vs if not ok]}")
+    for key in ("bb_spread_hwm_mib", "agent_cpu_ms_per_probe"):
+        vs = verdicts({key: None})
+        check(any(not ok and "ratio n/a" in t for ok, t in vs), f"{key} missing: its ratio MISSED")
+    vs = verdicts({"agent_probe_ok_ratio": 0.2})
+    check(len(missed(vs, "agent CPU per probe")) == 2 and len(missed(vs, "agent peak RSS")) == 1,
+          f"failed agent probes: CPU and RSS verdicts MISSED, got {[t for ok, t in vs if not ok]}")
+    vs = verdicts({"bb_probe_ok_ratio": 0.5})
+    check(missed(vs, "agent CPU per probe <= 0.5 x " + BURST) and not missed(vs, "agent CPU per probe <= 0.5 x " + SPREAD),
+          f"failed burst peer probes: only the burst ratio MISSED, got {[t for ok, t in vs if not ok]}")
+    vs = verdicts({"scale_ok_pairs": 700})
+    check(len(missed(vs, "scheduler lag")) == 1 and len(missed(vs, "CPU, % of one core")) == 1,
+          f"half the scale pairs failing: scale verdicts MISSED, got {[t for ok, t in vs if not ok]}")
+    if failures:
+        print("benchlib selftest: FAILED\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print("benchlib selftest: PASS")
 
 
 # --------------------------------------------------------------------------- main
@@ -525,6 +636,8 @@ def main(argv):
         drive_spread(args[0], int(args[1]), args[2])
     elif cmd == "report":
         report(args[0])
+    elif cmd == "selftest":
+        selftest()
     else:
         print(__doc__)
         return 2

@@ -135,65 +135,89 @@ struct MetricStoreTests {
     #endif
 }
 
-/// Programmer errors trap. Each case runs in a child process (a Swift Testing exit test).
+/// Programmer errors trap. Each case runs in a child process (a Swift Testing exit test), and
+/// each asserts the precondition that stopped it, by its message on the child's stderr: a trap
+/// for another reason (an index out of range after a check went missing) is not the one meant.
 @Suite("Programmer errors trap")
 struct PreconditionTests {
-    @Test func counterWithoutTotal() async {
-        await #expect(processExitsWith: .failure) {
-            _ = MetricFamily(name: "egress_runs", help: "h", type: .counter)
+    /// Checks that the child failed with `message` on its stderr. Release builds print no
+    /// precondition message (`-O` keeps the trap, drops the text), so there only the failure counts.
+    static func expectReason(_ result: ExitTest.Result?, _ message: String,
+                             sourceLocation: SourceLocation = #_sourceLocation) {
+        guard let result else {
+            Issue.record("the child did not fail", sourceLocation: sourceLocation)
+            return
         }
+        #if DEBUG
+        let stderr = String(decoding: result.standardErrorContent, as: UTF8.self)
+        // "…/MetricFamily.swift:48: Precondition failed: <message>" (or "Fatal error:" from
+        // preconditionFailure, "Assertion failed:" from a debug-only assert).
+        let traps = ["Precondition failed: ", "Fatal error: ", "Assertion failed: "]
+        #expect(traps.contains { stderr.contains($0 + message) }, "stderr: \(stderr)", sourceLocation: sourceLocation)
+        #endif
+    }
+
+    @Test func counterWithoutTotal() async {
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = MetricFamily(name: "egress_runs", help: "h", type: .counter)
+        }, "counter egress_runs must end in _total")
     }
 
     @Test func invalidNames() async {
-        await #expect(processExitsWith: .failure) {
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "egress-runs", help: "h", type: .gauge)
-        }
-        await #expect(processExitsWith: .failure) {
+        }, #"metric name "egress-runs" must match"#)
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "g", help: "h", type: .gauge, labelNames: ["__reserved"])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "label name __reserved of g: the __ prefix is reserved")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "g", help: "h", type: .gauge, labelNames: ["9lives"])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, #"label name "9lives" of g must match"#)
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "g", help: "h", type: .gauge, labelNames: ["a", "a"])
-        }
+        }, "label name a repeated in g")
     }
 
     @Test func badHistograms() async {
-        await #expect(processExitsWith: .failure) {
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "h", help: "h", type: .histogram, labelNames: ["le"], buckets: [1])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "histogram h cannot use the label name le")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "h", help: "h", type: .histogram, buckets: [])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "histogram h needs at least one bucket")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "h", help: "h", type: .histogram, buckets: [1, 1])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "histogram h: buckets must be strictly increasing")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricFamily(name: "h", help: "h", type: .histogram, buckets: [1, .infinity])
-        }
+        }, "histogram h: bucket bounds must be finite")
     }
 
     @Test func registration() async {
-        await #expect(processExitsWith: .failure) {
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = MetricStore(families: [Fixture.runs, Fixture.runs])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "metric family egress_probe_runs_total registered twice")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let other = MetricFamily(name: "egress_probe_duration_seconds_count", help: "h", type: .gauge)
             _ = MetricStore(families: [Fixture.duration, other])
-        }
+        }, "metric families egress_probe_duration_seconds and egress_probe_duration_seconds_count both print samples named egress_probe_duration_seconds_count")
     }
 
     @Test func misuse() async {
-        await #expect(processExitsWith: .failure) {
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             MetricStore(families: [Fixture.runs]).increment(Fixture.runs, ["only-one"])
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "egress_probe_runs_total takes 2 label values")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             MetricStore(families: [Fixture.runs]).set(Fixture.success, ["a", "b"], 1)
-        }
-        await #expect(processExitsWith: .failure) {
+        }, "metric family egress_probe_success is not registered in this store")
+        // Observed as a histogram through the registered (gauge) descriptor: the type check
+        // traps, not the debug-only check that a descriptor is the registered one.
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            MetricStore(families: [Fixture.success]).observe(Fixture.success, ["a", "b"], 1)
+        }, "egress_probe_success is a gauge, not a histogram")
+        Self.expectReason(await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let wrongType = MetricFamily(name: "egress_probe_success", help: "x", type: .histogram, buckets: [1])
             MetricStore(families: [Fixture.success]).observe(wrongType, 1)
-        }
+        }, "metric family egress_probe_success used with a descriptor other than the registered one")
     }
 }

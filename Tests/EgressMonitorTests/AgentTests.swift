@@ -169,9 +169,18 @@ import EgressTestSupport
         #expect(Self.sample(afterBad, "egress_config_last_reload_successful") == 0)
         #expect(Self.sample(afterBad, runsB) != nil)
 
-        // A good one without b: a keeps counting, b's series go.
+        // A good one without b: a keeps counting, b's series go. Continuity is read across the
+        // reload itself, a scrape just before and one just after: a counter reset to zero would
+        // climb past any earlier value within seconds, so only this comparison sees it.
         try write(a)
+        let roundsA = #"egress_probe_duration_seconds_count{target="a",path="direct"}"#
+        let justBefore = try await Self.scrape(agent)
         #expect(await agent.reload() == nil)
+        let justAfter = try await Self.scrape(agent)
+        for series in [runsA, roundsA] {
+            let (was, now) = (Self.sample(justBefore, series), Self.sample(justAfter, series))
+            #expect(was != nil && now != nil && now! >= was!, "\(series): \(String(describing: was)) before the reload, \(String(describing: now)) after")
+        }
         let after = try await Self.waitForScrape(agent) { (Self.sample($0, runsA) ?? 0) > countBefore + 1 }
         #expect((Self.sample(after, runsA) ?? 0) > countBefore)
         #expect(Self.sample(after, runsB) == nil)

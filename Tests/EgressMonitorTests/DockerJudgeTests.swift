@@ -184,7 +184,7 @@ struct DockerJudgeTests {
         let mirror = try #require(config.targets.first { $0.discoveredFrom != nil }, "the override_path host was not discovered")
         #expect(mirror.registry.apiRoot == "/v2/proxy-project")
         #expect(mirror.images.map(\.description) == ["library/alpine:3.20"], "a discovered mirror is probed on its upstream's images")
-        let result = await ProbeEngine(config: config).probe(target: mirror, path: .direct)
+        let result = await ProbeEngine(config: config).probeOnReactor(target: mirror, path: .direct)
         #expect(result.success, "\(result.failure.map(String.init(describing:)) ?? "")")
         #expect(result.registry?.digests["library/alpine:3.20"] == lab.current.digest)
     }

@@ -14,7 +14,8 @@ import EgressTestSupport
 /// resets in flight, ICMP unreachables).
 ///
 /// Every scenario asserts the failing phase and reason, that the probe ended by its deadline
-/// (within `ProbeTests.schedulingAllowance`), and that none of the probe's sockets to the peer
+/// (within `ProbeTests.schedulingAllowance`) or, for a failure that needs no waiting, well under
+/// a second (`ProbeTests.fastFailureBound`), and that none of the probe's sockets to the peer
 /// is still open afterwards (this process's TCP and UDP sockets whose remote port is the
 /// peer's, read from /proc).
 ///
@@ -249,12 +250,14 @@ import EgressTestSupport
         var closedTarget = false
         let reason: FailureReason
         var timeout = 3.0
+        /// What the detail must say: several cases share a reason, the detail tells them apart.
+        var detail: String?
         var testDescription: String { name }
     }
 
     static let proxyCases: [ProxyCase] = [
-        ProxyCase(name: "HTTP proxy down", peer: .down, reason: .proxyConnectFailed),
-        ProxyCase(name: "SOCKS5 proxy down", peer: .down, scheme: "socks5h", reason: .proxyConnectFailed),
+        ProxyCase(name: "HTTP proxy down", peer: .down, reason: .proxyConnectFailed, detail: "cannot reach the proxy"),
+        ProxyCase(name: "SOCKS5 proxy down", peer: .down, scheme: "socks5h", reason: .proxyConnectFailed, detail: "cannot reach the proxy"),
         ProxyCase(name: "tinyproxy: 407 auth required", peer: .tinyproxy(auth: true, connectPorts: []), reason: .proxyAuthRequired),
         ProxyCase(name: "tinyproxy: 403 port not allowed", peer: .tinyproxy(auth: false, connectPorts: [443]), reason: .proxyRefused),
         ProxyCase(name: "tinyproxy: 500 target refused", peer: .tinyproxy(auth: false, connectPorts: []), closedTarget: true,
@@ -266,11 +269,11 @@ import EgressTestSupport
         ProxyCase(name: "SOCKS5 proxy answers HTTP garbage", peer: .misbehaving(.respond(Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8))),
                   scheme: "socks5h", reason: .socksError),
         ProxyCase(name: "HTTP proxy answers non-HTTP garbage", peer: .misbehaving(.respond(Array("SSH-2.0-OpenSSH_9.2\r\n".utf8))),
-                  reason: .proxyConnectFailed),
+                  reason: .proxyConnectFailed, detail: "the proxy's answer is not HTTP"),
         ProxyCase(name: "HTTP proxy never answers CONNECT", peer: .misbehaving(.stallAfterAccept), reason: .proxyConnectFailed,
-                  timeout: stallTimeout),
+                  timeout: stallTimeout, detail: "no answer to CONNECT before the deadline"),
         ProxyCase(name: "SOCKS5 proxy never answers the greeting", peer: .misbehaving(.stallAfterAccept), scheme: "socks5h",
-                  reason: .proxyConnectFailed, timeout: stallTimeout),
+                  reason: .proxyConnectFailed, timeout: stallTimeout, detail: "no answer from the SOCKS5 proxy before the deadline"),
     ]
 
     @Test(.enabled(if: hasProxies, "needs tinyproxy and microsocks"), arguments: proxyCases)
@@ -297,6 +300,12 @@ import EgressTestSupport
         let result = await LabConfig.probe(target, path: Self.proxyPath("\(c.scheme)://127.0.0.1:\(port)"), timeout: c.timeout)
         Self.expect(result, .proxy, c.reason, timeout: c.timeout, noSocketsTo: [port])
         #expect(result.phases[.proxy] == nil)
+        if let detail = c.detail {
+            #expect(result.failure?.detail.contains(detail) == true, "\(result.failure.map(String.init(describing:)) ?? "success")")
+        }
+        if c.timeout == Self.stallTimeout {
+            #expect(result.duration >= 0.95 * c.timeout, "a silent proxy fails at the deadline, not before: \(result.duration)s")
+        }
     }
 
     // MARK: - TLS
@@ -521,6 +530,92 @@ import EgressTestSupport
         #expect(result.phases[.http] != nil, "/v2/ answered before the token flow")
     }
 
+    // MARK: - phase timeouts
+
+    /// How far past its phase's timeout a probe may be seen to end. Tight: the overall deadline
+    /// in these cases is `phaseTimeoutOverall`, ten times further, so an engine that ignored
+    /// the phase's timeout would end there, far outside this.
+    static let phaseAllowance = TestTime.allowance(0.75)
+    static let phaseTimeoutOverall = 10.0
+
+    /// Asserts that a stalled phase ended the probe at that phase's own timeout (1 s), failed
+    /// in that phase with `reason`, and left no socket open.
+    static func expectEndedAtPhaseTimeout(_ result: ProbeResult, _ phase: Phase, _ reason: FailureReason, phaseTimeout: Double = 1,
+                                          noSocketsTo ports: [UInt16], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.failure?.phase == phase, "\(result.failure.map(String.init(describing:)) ?? "success")", sourceLocation: sourceLocation)
+        #expect(result.failure?.reason == reason, "\(result.failure.map(String.init(describing:)) ?? "success")", sourceLocation: sourceLocation)
+        #expect(result.duration >= 0.95 * phaseTimeout && result.duration < phaseTimeout + phaseAllowance,
+                "the \(phase.rawValue) phase's timeout is \(phaseTimeout)s (overall \(phaseTimeoutOverall)s); the probe ended after \(result.duration)s",
+                sourceLocation: sourceLocation)
+        expectNoSockets(to: ports, sourceLocation: sourceLocation)
+    }
+
+    /// A plain-HTTP registry that answers `/v2/` and then never answers the manifest request.
+    static let answersV2ThenStalls = LabTCPServer.Behaviour.custom { connection in
+        while let request = try? await connection.read(maxBytes: 16 * 1024, deadline: .after(seconds: 10)), !request.isEmpty {
+            guard String(decoding: request, as: UTF8.self).hasPrefix("GET /v2/ ") else {
+                try? await holdOpen(connection)
+                return
+            }
+            try? await connection.write(Array((registryHead + "Content-Length: 2\r\n\r\n{}").utf8), deadline: .after(seconds: 5))
+        }
+    }
+
+    /// Each phase that has a timeout of its own ends the probe at that timeout, with the overall
+    /// deadline ten times further: a peer stalls in exactly that phase. (`connect` stalls only
+    /// behind an nft drop: `Network`; `blob` behind a throttled CDN: RegistryTests.)
+    @Test(arguments: [Phase.dns, .proxy, .tls, .http, .auth, .manifest])
+    func aStalledPhaseEndsAtItsOwnTimeout(_ phase: Phase) async throws {
+        let timeouts: [Phase: Double] = [phase: 1]
+        let overall = Self.phaseTimeoutOverall
+        switch phase {
+        case .dns:
+            let dns = try LabDNSServer.start(always: .silence)
+            defer { dns.stop() }
+            let result = await LabConfig.probe(Self.registryTarget("https://registry.lab.test", resolver: "lab"),
+                                               resolvers: [ResolverConfig(name: "lab", address: dns.address)],
+                                               timeout: overall, phaseTimeouts: timeouts)
+            Self.expectEndedAtPhaseTimeout(result, .dns, .dnsTimeout, noSocketsTo: [dns.port])
+        case .proxy:
+            let proxy = try LabTCPServer.start(.stallAfterAccept)
+            defer { proxy.stop() }
+            let result = await LabConfig.probe(Self.registryTarget("https://127.0.0.1:5000"),
+                                               path: Self.proxyPath("http://127.0.0.1:\(proxy.port)"),
+                                               timeout: overall, phaseTimeouts: timeouts)
+            Self.expectEndedAtPhaseTimeout(result, .proxy, .proxyConnectFailed, noSocketsTo: [proxy.port])
+        case .tls, .http:
+            let server = try LabTCPServer.start(.stallAfterAccept)
+            defer { server.stop() }
+            let scheme = phase == .tls ? "https" : "http"
+            let result = await LabConfig.probe(Self.registryTarget("\(scheme)://127.0.0.1:\(server.port)"),
+                                               timeout: overall, phaseTimeouts: timeouts)
+            Self.expectEndedAtPhaseTimeout(result, phase, phase == .tls ? .tlsTimeout : .httpTimeout, noSocketsTo: [server.port])
+        case .auth:
+            try #require(Self.hasNginx, "needs nginx and openssl")
+            let certs = try await LabCertificates.shared()
+            let realmServer = try LabTCPServer.start(.stallAfterAccept)
+            defer { realmServer.stop() }
+            let port = FreePort.next()
+            let challenge = #"Bearer realm="http://127.0.0.1:\#(realmServer.port)/token",service="registry.lab.test""#
+            let nginx = try await LabNginx.start(servers: [NginxServer(port: port, tls: certs.good, locations: [
+                .registryV2(status: 401, body: "{}", extraHeaders: [("WWW-Authenticate", challenge)]),
+            ])])
+            defer { nginx.stop() }
+            let target = Self.registryTarget("https://127.0.0.1:\(port)", caFile: certs.caFile, images: ["library/alpine:latest"])
+            let result = await LabConfig.probe(target, timeout: overall, phaseTimeouts: timeouts)
+            Self.expectEndedAtPhaseTimeout(result, .auth, .httpTimeout, noSocketsTo: [port, realmServer.port])
+        case .manifest:
+            let server = try LabTCPServer.start(Self.answersV2ThenStalls)
+            defer { server.stop() }
+            let target = Self.registryTarget("http://127.0.0.1:\(server.port)", images: ["lab/tool:1"])
+            let result = await LabConfig.probe(target, timeout: overall, phaseTimeouts: timeouts)
+            Self.expectEndedAtPhaseTimeout(result, .manifest, .httpTimeout, noSocketsTo: [server.port])
+            #expect(result.phases[.http] != nil, "/v2/ answered; the manifest request stalled")
+        default:
+            Issue.record("no stall for the \(phase.rawValue) phase")
+        }
+    }
+
     // MARK: - what only a network can do: the namespace
 
     /// Blackholes, resets in flight and ICMP unreachables, from nft rules and routes in a network
@@ -535,20 +630,32 @@ import EgressTestSupport
             let reason: FailureReason?
             var timeout = 3.0
             var phaseTimeouts: [Phase: Double] = [:]
+            /// What the failure's detail must say (the errno behind the reason, say).
+            var detail: String?
+            /// The nft rules the case relies on, as (protocol, port): each must have counted a packet.
+            var rules: [(String, UInt16)] = []
             var testDescription: String { name }
         }
 
         static let cases: [Case] = [
             Case(name: "control: the open port connects", phase: .connect, reason: nil),
-            Case(name: "connect blackholed (nft drop)", phase: .connect, reason: .tcpTimeout, phaseTimeouts: [.connect: 1]),
-            Case(name: "connect answered by nft `reject with tcp reset`", phase: .connect, reason: .tcpRefused),
-            Case(name: "route `unreachable` (ICMP host unreachable)", phase: .connect, reason: .hostUnreachable),
-            Case(name: "route `prohibit` (ICMP admin prohibited)", phase: .connect, reason: .hostUnreachable),
-            Case(name: "no route beyond the namespace (ICMP net unreachable)", phase: .connect, reason: .netUnreachable),
-            Case(name: "ClientHello reset in flight (nft, SNI filtering)", phase: .tls, reason: .tlsReset),
-            Case(name: "ClientHello dropped in flight (nft)", phase: .tls, reason: .tlsTimeout, phaseTimeouts: [.tls: 1]),
-            Case(name: "resolver blackholed (nft drop, UDP and TCP)", phase: .dns, reason: .dnsTimeout, timeout: 1),
-            Case(name: "token realm on a blackholed host", phase: .auth, reason: .tcpTimeout, phaseTimeouts: [.connect: 1]),
+            Case(name: "connect blackholed (nft drop)", phase: .connect, reason: .tcpTimeout, timeout: FaultMatrixTests.phaseTimeoutOverall,
+                 phaseTimeouts: [.connect: 1], detail: "timed out", rules: [("tcp", FaultSite.Port.drop)]),
+            Case(name: "connect answered by nft `reject with tcp reset`", phase: .connect, reason: .tcpRefused,
+                 detail: "connection refused", rules: [("tcp", FaultSite.Port.synReset)]),
+            Case(name: "route `unreachable` (ICMP host unreachable)", phase: .connect, reason: .hostUnreachable, detail: "host unreachable"),
+            Case(name: "route `prohibit` (ICMP admin prohibited)", phase: .connect, reason: .hostUnreachable, detail: "host unreachable"),
+            // The detail tells ENETUNREACH from any other errno, which also maps to net_unreachable.
+            Case(name: "no route beyond the namespace (ICMP net unreachable)", phase: .connect, reason: .netUnreachable,
+                 detail: "network unreachable"),
+            Case(name: "ClientHello reset in flight (nft, SNI filtering)", phase: .tls, reason: .tlsReset,
+                 rules: [("tcp", FaultSite.Port.dataReset)]),
+            Case(name: "ClientHello dropped in flight (nft)", phase: .tls, reason: .tlsTimeout, timeout: FaultMatrixTests.phaseTimeoutOverall,
+                 phaseTimeouts: [.tls: 1], rules: [("tcp", FaultSite.Port.dataDrop)]),
+            Case(name: "resolver blackholed (nft drop, UDP and TCP)", phase: .dns, reason: .dnsTimeout, timeout: 1,
+                 rules: [("udp", FaultSite.Port.drop)]),
+            Case(name: "token realm on a blackholed host", phase: .auth, reason: .tcpTimeout, timeout: FaultMatrixTests.phaseTimeoutOverall,
+                 phaseTimeouts: [.connect: 1], rules: [("tcp", FaultSite.Port.drop)]),
         ]
 
         @Test(arguments: cases)
@@ -565,8 +672,6 @@ import EgressTestSupport
                     ports = [FaultSite.Port.drop]
                     result = await LabConfig.probe(LabConfig.target(kind: .tcp, url: "tcp://\(site.service):\(FaultSite.Port.drop)"),
                                                    timeout: c.timeout, phaseTimeouts: c.phaseTimeouts)
-                    #expect(result.duration >= 0.95, "the connect timeout is 1 s")
-                    #expect(try site.dropped(port: FaultSite.Port.drop) > 0, "the SYN met the drop rule")
                 case (.connect, .tcpRefused?):
                     ports = [FaultSite.Port.synReset]
                     result = await LabConfig.probe(LabConfig.target(kind: .tcp, url: "tcp://\(site.service):\(FaultSite.Port.synReset)"))
@@ -600,12 +705,20 @@ import EgressTestSupport
                     result = await LabConfig.probe(FaultMatrixTests.registryTarget("https://127.0.0.1:\(port)", caFile: certs.caFile,
                                                                                   images: ["library/alpine:latest"]),
                                                    timeout: c.timeout, phaseTimeouts: c.phaseTimeouts)
-                    #expect(result.duration >= 0.95, "the connect timeout (1 s) bounds the token host's connect")
                 default:
                     Issue.record("no set-up for \(c.name)")
                     return
                 }
-                if let reason = c.reason {
+                if let detail = c.detail {
+                    #expect(result.failure?.detail.contains(detail) == true, "\(result.failure.map(String.init(describing:)) ?? "success")")
+                }
+                for (proto, port) in c.rules {
+                    #expect(try site.packets(proto, port: port) > 0, "the \(proto) rule for port \(port) counted no packet")
+                }
+                if let reason = c.reason, !c.phaseTimeouts.isEmpty {
+                    // A phase's own timeout (1 s) ends it, the overall deadline (10 s) far away.
+                    FaultMatrixTests.expectEndedAtPhaseTimeout(result, c.phase, reason, noSocketsTo: ports)
+                } else if let reason = c.reason {
                     FaultMatrixTests.expect(result, c.phase, reason, timeout: c.timeout, noSocketsTo: ports)
                 } else {
                     FaultMatrixTests.expectSuccess(result, noSocketsTo: ports)
@@ -732,10 +845,10 @@ final class FaultSite: Sendable {
         try netns.run("nft", ["-f", file])
     }
 
-    /// Packets a rule for `port` counted so far.
-    func dropped(port: UInt16) throws -> Int {
+    /// Packets the rule for `proto` (`tcp`, `udp`) and `port` counted so far.
+    func packets(_ proto: String, port: UInt16) throws -> Int {
         let listing = try netns.run("nft", ["list", "table", "inet", "egress_fm"])
-        return listing.split(separator: "\n").filter { $0.contains("dport \(port) ") }.reduce(0) { total, line in
+        return listing.split(separator: "\n").filter { $0.contains("\(proto) dport \(port) ") }.reduce(0) { total, line in
             let fields = line.split(separator: " ")
             guard let i = fields.firstIndex(of: "packets"), i + 1 < fields.count, let n = Int(fields[i + 1]) else { return total }
             return total + n

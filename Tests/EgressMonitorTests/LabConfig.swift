@@ -21,14 +21,26 @@ enum LabConfig {
                     paths: paths, targets: targets)
     }
 
-    /// Probes one target once over `path`.
+    /// Probes one target once over `path`, on the reactor as the agent does.
     static func probe(_ target: Target, resolvers: [ResolverConfig] = [], path: EgressPath = .direct,
                       timeout: Double = 3, phaseTimeouts: [Phase: Double] = [:]) async -> ProbeResult {
         let config = config(targets: [target], resolvers: resolvers, paths: [path], timeout: timeout, phaseTimeouts: phaseTimeouts)
-        return await ProbeEngine(config: config).probe(target: target, path: path)
+        return await ProbeEngine(config: config).probeOnReactor(target: target, path: path)
     }
 
     static var openFDs: Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+}
+
+extension ProbeEngine {
+    /// One probe where the agent's scheduler and `check` run theirs: on the reactor's executor
+    /// (`Reactor.shared`), so the probe's code between its waits runs on the reactor thread.
+    /// On Swift's global pool instead, a probe that blocked that thread, or a wake-up that
+    /// depended on it being free, would pass here and stall the agent.
+    func probeOnReactor(target: Target, path: EgressPath) async -> ProbeResult {
+        await withTaskExecutorPreference(Reactor.shared) {
+            await probe(target: target, path: path)
+        }
     }
 }

@@ -20,12 +20,28 @@ import EgressTestSupport
     /// `EGRESS_TEST_TIME_SCALE` under the sanitizers (Tests/Sanitizers/run.sh).
     static let schedulingAllowance = TestTime.allowance(2.0)
 
-    /// Asserts a failure's phase and reason, and that the probe respected its deadline.
+    /// How long a failure that needs no waiting may take: a refused connection, an rcode, a bad
+    /// certificate, garbage. What the user sees is the time to the verdict, so it is bounded
+    /// well under a second, not by the deadline (3 s plus `schedulingAllowance`), which would
+    /// let a refusal that took five seconds pass.
+    static let fastFailureBound = TestTime.allowance(0.5)
+
+    /// Whether a failure with `reason` under the default deadline needs no waiting: every reason
+    /// but the timeouts and `blob_too_slow`. Cases that stall on purpose pass a shorter timeout.
+    static func isFast(_ reason: FailureReason, timeout: Double) -> Bool {
+        timeout == 3 && !reason.rawValue.hasSuffix("_timeout") && reason != .blobTooSlow
+    }
+
+    /// Asserts a failure's phase and reason, and that the probe respected its deadline; a fast
+    /// failure (`isFast`, unless `fast` says otherwise) within `fastFailureBound`.
     static func expectFailure(_ result: ProbeResult, _ phase: Phase, _ reason: FailureReason, timeout: Double = 3,
-                              sourceLocation: SourceLocation = #_sourceLocation) {
+                              fast: Bool? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(result.failure?.phase == phase, "\(result.failure.map(String.init(describing:)) ?? "success")", sourceLocation: sourceLocation)
         #expect(result.failure?.reason == reason, "\(result.failure.map(String.init(describing:)) ?? "success")", sourceLocation: sourceLocation)
         #expect(result.duration < timeout + schedulingAllowance, "probe ran \(result.duration)s past a \(timeout)s deadline", sourceLocation: sourceLocation)
+        if fast ?? isFast(reason, timeout: timeout) {
+            #expect(result.duration < fastFailureBound, "a \(reason.rawValue) took \(result.duration)s", sourceLocation: sourceLocation)
+        }
         #expect(!result.success, sourceLocation: sourceLocation)
     }
 

@@ -78,24 +78,34 @@ import EgressTestSupport
         #expect(agent.isRunning)
         let before = Self.sample(afterBad, runsA) ?? 0
 
-        // A good one: taken, a's counter keeps rising, b's series go.
+        // A good one: taken, a's counter keeps rising, b's series go. Every scrape after the
+        // SIGHUP must read at least the last value before it: a counter reset to zero climbs past
+        // `before + 1` within seconds, so only the scrapes around the reload can see the reset.
         try config(interval: 1, extraTarget: false).write(toFile: configPath, atomically: true, encoding: .utf8)
+        let justBefore = Self.sample(try await Self.get(base + "/metrics"), runsA) ?? 0
         agent.send(SIGHUP)
         var afterGood = ""
+        var lowestAfter = Double.infinity
         let rising = Deadline.after(seconds: 10)
         repeat {
-            try await Task.sleep(nanoseconds: 200_000_000)
+            try await Task.sleep(nanoseconds: 100_000_000)
             afterGood = try await Self.get(base + "/metrics")
+            lowestAfter = min(lowestAfter, Self.sample(afterGood, runsA) ?? -1)
         } while !((Self.sample(afterGood, runsA) ?? 0) > before + 1 && Self.sample(afterGood, "egress_config_last_reload_successful") == 1)
             && !rising.hasPassed
         #expect(Self.sample(afterGood, "egress_config_last_reload_successful") == 1)
         #expect((Self.sample(afterGood, runsA) ?? 0) > before + 1)
+        #expect(lowestAfter >= justBefore, "runs of a fell from \(justBefore) to \(lowestAfter) across the reload")
         #expect(!afterGood.contains(#"target="b""#))
 
         // No secret anywhere a person or a scraper can see.
         let page = try await Self.get(base + "/")
         let status = try await Self.get(base + "/api/v1/status")
-        let check = (try? await Lab.runAsync(Self.binary, ["check", "--json", "--config", configPath])) ?? ""
+        // `check` exits 1 here (the proxy path fails): its output is read whatever the status,
+        // and must be the report, or the search for the password below would search nothing.
+        let (checkExit, check) = try await Lab.runAsyncAnyStatus(Self.binary, ["check", "--json", "--config", configPath])
+        #expect(checkExit == "status 1", "\(check)")
+        #expect(check.contains(#""reason""#) && check.contains("proxy_connect_failed"), "check --json printed no report: \(check)")
         let logs = agent.logTail(lines: 1000)
         #expect(status.contains("proxy_connect_failed"), "the proxy failure is reported")
         #expect(status.contains("alice:***@") || page.contains("alice:***@") || logs.contains("alice:***@"))

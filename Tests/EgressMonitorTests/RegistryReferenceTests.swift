@@ -28,7 +28,7 @@ extension RegistryTests {
         let engine = ProbeEngine(config: config)
         let store = RegistryLab.store(pairs: ["hub", "partial"])
 
-        let upstream = await engine.probe(target: hub, path: .direct)
+        let upstream = await engine.probeOnReactor(target: hub, path: .direct)
         Self.expectSuccess(upstream, "a mirror's private or mistyped image must not fail Docker Hub")
         #expect(upstream.registry?.digests[Self.alpine] == lab.alpine.digest)
         #expect(upstream.registry?.digests[Self.tool] == lab.tool.digest, "reference images that exist are still read")
@@ -38,7 +38,7 @@ extension RegistryTests {
         #expect(store.metrics.value(Catalogue.probeSuccess, ["hub", "direct"]) == 1)
         #expect(store.metrics.value(Catalogue.referenceFailures, ["hub", "direct", "lab/typo:1"]) == 1)
 
-        let mirror = await engine.probe(target: config.targets[1], path: .direct)
+        let mirror = await engine.probeOnReactor(target: config.targets[1], path: .direct)
         store.record(mirror)
         // The mirror itself lacks the typo'd image: its own failure, its own round.
         ProbeTests.expectFailure(mirror, .manifest, .httpNotFound, timeout: lab.timeout)
@@ -54,12 +54,12 @@ extension RegistryTests {
         let lab = try lab()
         let stale = lab.target("stale", kind: .mirror, url: "http://127.0.0.1:\(lab.other.port)", images: [Self.alpine])
         let engine = lab.engine([stale])
-        let first = await engine.probe(target: stale, path: .direct)
+        let first = await engine.probeOnReactor(target: stale, path: .direct)
         Self.expectSuccess(first)
         let created = try #require(first.registry?.created[Self.alpine], "no build time read")
         #expect(abs(created - Date().timeIntervalSince1970) < 86_400 * 2, "LabImage builds are made now: \(created)")
         #expect((first.registry?.manifestRequests["GET"] ?? 0) >= 1, "the manifest is read for its config")
-        let second = await engine.probe(target: stale, path: .direct)
+        let second = await engine.probeOnReactor(target: stale, path: .direct)
         #expect(second.registry?.created[Self.alpine] == created)
         #expect(second.registry?.manifestRequests["GET"] == nil, "read again: \(second.registry?.manifestRequests ?? [:])")
     }

@@ -45,7 +45,7 @@ struct RegistryTests {
         let engine = lab.engine([target])
         let before = lab.tokens.requests.count
 
-        let first = await engine.probe(target: target, path: .direct)
+        let first = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(first)
         #expect(Set(first.phases.keys) == [.connect, .http, .auth, .manifest, .blob])
         #expect(first.registry?.digests[Self.alpine] == lab.alpine.digest)
@@ -58,7 +58,7 @@ struct RegistryTests {
         #expect(asked.first?.hadAuthorization == false)
 
         // The token is kept (expires_in 300): the next round asks for none and has no auth phase.
-        let second = await engine.probe(target: target, path: .direct)
+        let second = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(second)
         #expect(second.phases[.auth] == nil)
         #expect(lab.tokens.requests.count == before + 1)
@@ -67,7 +67,7 @@ struct RegistryTests {
         // rootcertbundle is refused on the manifest.
         lab.tokens.mode = .untrustedSigner
         defer { lab.tokens.mode = .normal }
-        let refused = await lab.engine([target]).probe(target: target, path: .direct)
+        let refused = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(refused, .manifest, .httpUnauthorized, timeout: lab.timeout)
         #expect(refused.phases[.auth] != nil)
     }
@@ -83,13 +83,13 @@ struct RegistryTests {
         let start = MonotonicClock.nanoseconds()
 
         for _ in 0..<3 {
-            let result = await engine.probe(target: target, path: .direct)
+            let result = await engine.probeOnReactor(target: target, path: .direct)
             Self.expectSuccess(result)
         }
         #expect(lab.tokens.requests.count == before + 1, "three rounds within expires_in share one token")
         // Kept until a little before expires_in (10 %): 1.8 s here.
         try await Task.sleep(nanoseconds: UInt64(max(0, 2.0 - MonotonicClock.seconds(since: start)) * 1e9))
-        let later = await engine.probe(target: target, path: .direct)
+        let later = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(later)
         #expect(later.phases[.auth] != nil)
         #expect(lab.tokens.requests.count == before + 2, "an expired token is fetched again")
@@ -114,7 +114,7 @@ struct RegistryTests {
         }
         defer { lab.tokens.mode = .normal }
         let target = lab.target("t", url: url, images: [Self.alpine])
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .auth, reason, timeout: lab.timeout)
         #expect(result.phases[.http] != nil && result.phases[.manifest] == nil)
     }
@@ -139,7 +139,7 @@ struct RegistryTests {
         let lab = try lab()
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(c.xVariant ? lab.ports.hubx : lab.ports.hub)",
                                 images: [Self.alpine], blobBytes: 256 << 10)
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result)
         #expect(result.registry?.rateLimit == c.expected)
         let store = RegistryLab.store(pairs: [target.name])
@@ -154,7 +154,7 @@ struct RegistryTests {
     func manifest429IsRateLimited() async throws {
         let lab = try lab()
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.limited)", images: [Self.alpine])
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .manifest, .httpRateLimited, timeout: lab.timeout)
         #expect(result.phases[.auth] != nil)
         #expect(result.registry?.rateLimit == RateLimit(limit: 100, remaining: 0, windowSeconds: 21_600))
@@ -185,7 +185,7 @@ struct RegistryTests {
 
         // Before the upstream's digest is known there is nothing to compare with.
         let originLog = lab.logLines("origin")
-        let early = await engine.probe(target: mirror, path: .direct)
+        let early = await engine.probeOnReactor(target: mirror, path: .direct)
         Self.expectSuccess(early)
         store.record(early)
         #expect(match("mirror", Self.alpine) == nil)
@@ -196,28 +196,28 @@ struct RegistryTests {
         #expect(fetched.contains { $0.hasPrefix("GET /v2/library/alpine/manifests/") && $0.contains("status=200 auth=Bearer ey") },
                 "\(fetched)")
 
-        let upstream = await engine.probe(target: hub, path: .direct)
+        let upstream = await engine.probeOnReactor(target: hub, path: .direct)
         Self.expectSuccess(upstream)
         #expect(upstream.registry?.digests == [Self.alpine: lab.alpine.digest, Self.tool: lab.tool.digest,
                                                Self.busybox: lab.busybox.digest])
         store.record(upstream)
 
         // A real pull-through mirror of the upstream: the same digest.
-        let pulled = await engine.probe(target: mirror, path: .direct)
+        let pulled = await engine.probeOnReactor(target: mirror, path: .direct)
         Self.expectSuccess(pulled)
         #expect(pulled.registry?.digests[Self.alpine] == lab.alpine.digest)
         store.record(pulled)
         #expect(match("mirror", Self.alpine) == 1)
 
         // Another build of the same tag: a stale mirror.
-        let old = await engine.probe(target: stale, path: .direct)
+        let old = await engine.probeOnReactor(target: stale, path: .direct)
         Self.expectSuccess(old)
         #expect(old.registry?.digests[Self.alpine] == lab.alpineOther.digest)
         store.record(old)
         #expect(match("stale", Self.alpine) == 0)
 
         // A mirror that lacks a repository: manifest/http_not_found; what it has still compares.
-        let lacking = await engine.probe(target: partial, path: .direct)
+        let lacking = await engine.probeOnReactor(target: partial, path: .direct)
         ProbeTests.expectFailure(lacking, .manifest, .httpNotFound, timeout: lab.timeout)
         #expect(lacking.registry?.digests == [Self.tool: lab.tool.digest])
         store.record(lacking)
@@ -237,7 +237,7 @@ struct RegistryTests {
         let cdnLog = lab.logLines("cdn")
         let target = lab.target("hub", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.hub)",
                                 images: [Self.alpine], blobBytes: 1 << 20)
-        let result = await lab.engine([target]).probe(target: target, path: .direct)
+        let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result)
         #expect(result.registry?.blob?.bytes == 1 << 20)
         #expect(result.registry?.blob?.redirectedTo == "http://127.0.0.1")
@@ -261,7 +261,7 @@ struct RegistryTests {
         let rate = Double(RegistryLab.slowRate)
         var target = lab.target("slow", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.slow)",
                                 images: [Self.alpine], blobBytes: 4 << 20)
-        let result = await lab.engine([target], timeout: 8).probe(target: target, path: .direct)
+        let result = await lab.engine([target], timeout: 8).probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(result, timeout: 8)
         let measured = try #require(result.registry?.blob?.bytesPerSecond)
         #expect(abs(measured - rate) / rate < 0.2, "measured \(measured) B/s against nginx limit_rate \(rate) B/s")
@@ -276,9 +276,22 @@ struct RegistryTests {
         // A minimum above what the path delivers fails the round in the blob phase.
         target.registry.minThroughputBytesPerSecond = rate * 1.5
         target.registry.blobBytes = 1 << 20
-        let slow = await lab.engine([target], timeout: 8).probe(target: target, path: .direct)
+        let slow = await lab.engine([target], timeout: 8).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(slow, .blob, .blobTooSlow, timeout: 8)
         #expect(slow.registry?.blob?.bytes == 1 << 20)
+    }
+
+    /// The blob phase's own timeout ends a read the throttled CDN would take 4 s over, with the
+    /// overall deadline ten seconds away (issue 17: each phase's timeout is its own).
+    @Test(.enabled(if: hasPeers, "needs docker-registry, nginx, openssl and curl"))
+    func aStalledBlobEndsAtTheBlobTimeout() async throws {
+        let lab = try lab()
+        let target = lab.target("slow", kind: .dockerhub, url: "https://127.0.0.1:\(lab.ports.slow)",
+                                images: [Self.alpine], blobBytes: 4 * RegistryLab.slowRate)
+        let config = LabConfig.config(targets: [target], timeout: FaultMatrixTests.phaseTimeoutOverall, phaseTimeouts: [.blob: 1])
+        let result = await ProbeEngine(config: config).probeOnReactor(target: target, path: .direct)
+        FaultMatrixTests.expectEndedAtPhaseTimeout(result, .blob, .httpTimeout, noSocketsTo: [lab.ports.slow])
+        #expect(result.phases[.manifest] != nil, "the manifest was read; the blob stalled")
     }
 
     /// A round that fails before the blob phase does not use up the pair's blob read: the next
@@ -289,10 +302,10 @@ struct RegistryTests {
         let target = lab.target("upstream", url: "http://127.0.0.1:\(lab.upstream.port)", images: [Self.tool], blobBytes: 64 << 10)
         let engine = lab.engine([target])
         lab.tokens.mode = .forbidden
-        let failed = await engine.probe(target: target, path: .direct)
+        let failed = await engine.probeOnReactor(target: target, path: .direct)
         lab.tokens.mode = .normal
         ProbeTests.expectFailure(failed, .auth, .httpForbidden, timeout: lab.timeout)
-        let next = await engine.probe(target: target, path: .direct)
+        let next = await engine.probeOnReactor(target: target, path: .direct)
         Self.expectSuccess(next)
         #expect(next.registry?.blob?.bytes == 64 << 10)
         #expect(next.phases[.blob] != nil)
@@ -314,7 +327,7 @@ struct RegistryTests {
         let rounds = 4
         for round in 0..<rounds {
             let start = MonotonicClock.nanoseconds()
-            let result = await engine.probe(target: target, path: .direct)
+            let result = await engine.probeOnReactor(target: target, path: .direct)
             Self.expectSuccess(result, "round \(round)")
             #expect(result.registry?.blob?.bytes == 128 << 10, "round \(round) read a blob")
             #expect(result.registry?.manifestRequests == (round == 0 ? ["HEAD": 1, "GET": 1] : ["HEAD": 1]))
@@ -393,6 +406,133 @@ struct RegistryTests {
             #expect((value("egress_blob_bytes_total{target=\"\(target)\",path=\"direct\"}") ?? 0) >= 262_144, "\(target)")
         }
         RegistryLab.show("live scrape", text)
+    }
+
+    /// The alerts and dashboard panels that need a registry, for real (issue 17, item 5): two
+    /// agent processes probe this lab and a real Prometheus scrapes them with the rules file.
+    /// Agent `r` (site r) probes a Docker Hub front (76 of 100 pulls left: a near miss), a front
+    /// whose limit is spent (0 of 100), and a stale mirror of the first; agent `l` (site l) has
+    /// one probe slot for five pairs whose TLS handshakes stall for their whole second, so its
+    /// rounds wait seconds for the slot. MirrorStale, DockerHubRateLimitLow and
+    /// ProbeSchedulerLagging must each find exactly their series and be pending in ALERTS (their
+    /// `for:` is minutes), and the four dashboard queries on rate limits, digests and blob
+    /// throughput must return the series of this lab.
+    @Test(.enabled(if: hasPeers && Lab.has("prometheus"), "needs docker-registry, nginx, openssl, curl and prometheus: SKIPPED, not passed"),
+          .timeLimit(.minutes(2)))
+    func registryAlertsAndPanelsAgainstLiveAgents() async throws {
+        let lab = try lab()
+        let stall = try LabTCPServer.start(.stallAfterAccept)
+        defer { stall.stop() }
+        let dir = try Lab.makeDirectory("registry-alerts")
+        defer { Lab.removeDirectory(dir) }
+        let ca = lab.certs.caFile
+        let configs = [
+            "r": """
+            {"interval_seconds": 2, "timeout_seconds": 2, "discovery": false,
+             "targets": [
+               {"name": "hub", "kind": "dockerhub", "url": "https://127.0.0.1:\(lab.ports.hub)", "ca_file": "\(ca)",
+                "image": "alpine:3.20", "blob_bytes": 262144},
+               {"name": "limited", "kind": "dockerhub", "url": "https://127.0.0.1:\(lab.ports.limited)", "ca_file": "\(ca)",
+                "image": "alpine:3.20"},
+               {"name": "stale", "kind": "mirror", "url": "http://127.0.0.1:\(lab.other.port)", "image": "alpine:3.20",
+                "upstream": "hub", "blob_bytes": 262144}]}
+            """,
+            "l": """
+            {"interval_seconds": 1, "timeout_seconds": 1, "concurrency": 1, "discovery": false,
+             "targets": [\((0..<5).map { #"{"name": "s\#($0)", "kind": "tls", "url": "tls://127.0.0.1:\#(stall.port)", "ca_file": "\#(ca)"}"# }.joined(separator: ", "))]}
+            """,
+        ]
+        var agents: [String: (process: LabProcess, address: String)] = [:]
+        var prometheus: LabProcess?
+        defer {
+            prometheus?.stop()
+            for agent in agents.values { agent.process.stop() }
+        }
+        for (site, config) in configs.sorted(by: { $0.key < $1.key }) {
+            let file = dir + "/agent-\(site).json"
+            try config.write(toFile: file, atomically: true, encoding: .utf8)
+            let port = FreePort.next()
+            let process = try LabProcess(OpsTests.binary, arguments: ["--config", file, "--listen", "127.0.0.1:\(port)"],
+                                         directory: dir, name: "agent-\(site)")
+            agents[site] = (process, "127.0.0.1:\(port)")
+            try await OpsFleet.waitUntilListening(process, port: port)
+        }
+        let scrapeTargets = agents.keys.sorted().map { site in
+            "      - targets: [\"\(agents[site]!.address)\"]\n        labels: {site: \"\(site)\"}"
+        }.joined(separator: "\n")
+        try """
+        global:
+          scrape_interval: 1s
+          scrape_timeout: 1s
+          evaluation_interval: 1s
+        rule_files:
+          - "\(OpsTests.rulesFile)"
+        scrape_configs:
+          - job_name: egress-monitor
+            static_configs:
+        \(scrapeTargets)
+
+        """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = FreePort.next()
+        let process = try LabProcess("prometheus", arguments: [
+            "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data", "--storage.tsdb.retention.time=1h",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"], directory: dir)
+        prometheus = process
+        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
+        let api = PrometheusAPI(base: "http://127.0.0.1:\(port)")
+        // Listening is not ready: until its storage is up, the API answers 503.
+        try await api.waitFor("Prometheus ready", seconds: 20) {
+            (try? await Lab.runAsync("curl", ["-sf", "--noproxy", "*", "--max-time", "2", api.base + "/-/ready"])) != nil
+        }
+
+        let rules = try await api.rules()
+        #expect(!rules.isEmpty, "Prometheus loaded no rules from \(OpsTests.rulesFile)")
+        func expression(_ alert: String) throws -> String {
+            try #require(rules.first { $0.name == alert }, "no rule \(alert)").query
+        }
+        // Exactly these series; the near misses (hub's 76 %, agent r's schedule) stay out.
+        let expected: [String: Set<String>] = [
+            "MirrorStale": ["r/stale/"],
+            "DockerHubRateLimitLow": ["r/limited/direct"],
+            "ProbeSchedulerLagging": ["l//"],
+        ]
+        var found: [String: Set<String>] = [:]
+        var pending: Set<String> = []
+        try await api.waitFor("the three alerts pending with their series", seconds: 60) {
+            for alert in expected.keys {
+                found[alert] = try await OpsTests.labelKeys(api.query(expression(alert)))
+            }
+            pending = Set(try await api.query(#"ALERTS{alertstate="pending"}"#).series.compactMap { $0["alertname"] })
+            return found == expected && pending.isSuperset(of: expected.keys)
+        }
+        #expect(found == expected)
+        #expect(pending.isSuperset(of: expected.keys), "pending: \(pending.sorted())")
+
+        // The dashboard's panels that only a registry feeds.
+        let dashboard = try Dashboard(path: OpsTests.dashboardFile)
+        let all = ["site": ".*", "instance": ".*", "target": ".*", "path": ".*"]
+        let registryQueries = dashboard.queries.filter { OpsTests.mayLackLabData($0.expression) }
+        #expect(registryQueries.count == 4, "\(registryQueries.map(\.name))")
+        for query in registryQueries {
+            let answer = try await api.query(Dashboard.substitute(query.expression, all))
+            let keys = OpsTests.labelKeys(answer)
+            switch query.name {
+            case "Docker Hub pulls left [A]", "Docker Hub pulls left [B]":
+                #expect(keys == ["r/hub/direct", "r/limited/direct"], "\(query.name): \(answer.summary)")
+            case "Mirror digest matches upstream [A]":
+                #expect(answer.samples.map { "\(OpsTests.key($0.labels))=\($0.value)" } == ["r/stale/direct=0.0"], "\(query.name): \(answer.summary)")
+            case "Blob throughput [A]":
+                #expect(keys.isSuperset(of: ["r/hub/direct", "r/stale/direct"]) && answer.samples.allSatisfy { $0.value > 0 },
+                        "\(query.name): \(answer.summary)")
+            default:
+                Issue.record("no expectation for \(query.name)")
+            }
+        }
+        // The recording rules on those metrics (which the fleet cannot feed) record here.
+        for rule in rules where rule.type == "recording" && OpsTests.mayLackLabData(rule.query) {
+            let answer = try await api.query(rule.query)
+            #expect(!answer.isEmpty, "recording rule \(rule.name) returns no data against the registry lab: \(rule.query)")
+        }
     }
 }
 

@@ -111,7 +111,7 @@ struct SoakTests {
                     next += 1
                     let s = scenarios[i % scenarios.count]
                     group.addTask {
-                        let result = await s.engine.probe(target: s.target, path: .direct)
+                        let result = await s.engine.probeOnReactor(target: s.target, path: .direct)
                         return (i % scenarios.count, result.failure?.reason.rawValue ?? "success")
                     }
                 }

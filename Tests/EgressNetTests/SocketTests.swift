@@ -88,13 +88,29 @@ import Testing
         let client = try Socket.tcp(family: address.family)
         defer { client.close() }
         try await client.connect(to: address, deadline: .after(seconds: 5))
+        let deadline = Deadline.after(seconds: 30)
         let task = Task { () -> NetError? in
-            do { _ = try await client.read(deadline: .after(seconds: 30)); return nil } catch let e as NetError { return e } catch { return nil }
+            do { _ = try await client.read(deadline: deadline); return nil } catch let e as NetError { return e } catch { return nil }
         }
-        try await Task.sleep(nanoseconds: 50_000_000)
+        // Cancelled once the read is parked in the reactor (not before it got there, which the
+        // check before parking would catch instead): only the reactor's cancellation wakes it.
+        try await SocketTests.waitUntil("the read is parked") { Reactor.shared.hasParkedTask(fd: client.fd, deadline: deadline) }
+        let start = MonotonicClock.nanoseconds()
         task.cancel()
         let error = await task.value
         #expect(error == .cancelled)
+        #expect(MonotonicClock.seconds(since: start) < 2, "the cancelled read ended at its deadline, not at the cancellation")
+    }
+
+    /// Polls `condition` (every millisecond, for at most 10 s); records an issue and throws if
+    /// it never holds. A bound on waiting for a state, never a delay standing in for it.
+    static func waitUntil(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+                          _ condition: () -> Bool) async throws {
+        let limit = Deadline.after(seconds: 10)
+        while !condition() {
+            try #require(!limit.hasPassed, "never: \(what)", sourceLocation: sourceLocation)
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
     }
 
     @Test(arguments: [

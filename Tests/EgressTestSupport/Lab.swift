@@ -95,6 +95,23 @@ public enum Lab {
     public static func run(_ program: String, _ arguments: [String],
                            environment: [String: String] = [:],
                            currentDirectory: String? = nil) throws -> String {
+        let (exit, text) = try runToExit(program, arguments, environment: environment, currentDirectory: currentDirectory)
+        guard exit == .status(0) else {
+            throw LabError("\(program) \(arguments.joined(separator: " ")) failed (\(exit)):\n\(text)")
+        }
+        return text
+    }
+
+    /// Like `run`, but returns the output whatever the exit status, with that status
+    /// (`"status 1"`, `"signal 9"`): for a command whose failure is the case under test.
+    public static func runAnyStatus(_ program: String, _ arguments: [String],
+                                    environment: [String: String] = [:]) throws -> (exit: String, output: String) {
+        let (exit, text) = try runToExit(program, arguments, environment: environment, currentDirectory: nil)
+        return (exit.description, text)
+    }
+
+    private static func runToExit(_ program: String, _ arguments: [String], environment: [String: String],
+                                  currentDirectory: String?) throws -> (ChildProcess.Exit, String) {
         guard let executable = path(of: program) else { throw LabError("\(program) is not installed") }
         var fds: [Int32] = [-1, -1]
         // A socketpair rather than a pipe: it can be made CLOEXEC atomically (pipe2 is hidden
@@ -122,11 +139,7 @@ public enum Lab {
         }
         Glibc.close(fds[0])
         let exit = child.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self)
-        guard exit == .status(0) else {
-            throw LabError("\(program) \(arguments.joined(separator: " ")) failed (\(exit)):\n\(text)")
-        }
-        return text
+        return (exit, String(decoding: output, as: UTF8.self))
     }
 }
 
@@ -168,6 +181,17 @@ extension Lab {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<String, any Error>) in
             let thread = Thread {
                 do { c.resume(returning: try run(program, arguments, environment: environment)) } catch { c.resume(throwing: error) }
+            }
+            thread.start()
+        }
+    }
+
+    /// `runAnyStatus`, on a thread of its own (see `runAsync`).
+    public static func runAsyncAnyStatus(_ program: String, _ arguments: [String],
+                                         environment: [String: String] = [:]) async throws -> (exit: String, output: String) {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<(exit: String, output: String), any Error>) in
+            let thread = Thread {
+                do { c.resume(returning: try runAnyStatus(program, arguments, environment: environment)) } catch { c.resume(throwing: error) }
             }
             thread.start()
         }

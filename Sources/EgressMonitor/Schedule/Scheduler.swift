@@ -22,6 +22,9 @@ public final class Scheduler: Sendable {
     private let store: ResultStore
     private let slots: ProbeSlots
     private let reactor = Reactor.shared
+    /// Time, timers and the first rounds' random offsets: the reactor's in the agent, a manual
+    /// clock in tests of the jitter window, the grid and lag without wall time.
+    private let clock: any SchedulerClock
 
     private struct Pair {
         /// Tells this pair from a later one with the same key (removed, then added by reloads).
@@ -29,7 +32,7 @@ public final class Scheduler: Sendable {
         /// When the next (or running) round is due, monotonic nanoseconds.
         var due: UInt64
         /// The timer of the next round, while waiting for it.
-        var timer: Reactor.Timer?
+        var timer: SchedulerTimer?
         /// The round in progress.
         var round: Task<Void, Never>?
     }
@@ -44,8 +47,9 @@ public final class Scheduler: Sendable {
     }
     private let state: Mutex<State>
 
-    public init(engine: ProbeEngine, store: ResultStore) {
+    public init(engine: ProbeEngine, store: ResultStore, clock: any SchedulerClock = ReactorClock()) {
         self.store = store
+        self.clock = clock
         self.slots = ProbeSlots(limit: engine.config.concurrency)
         self.state = Mutex(State(engine: engine))
     }
@@ -71,9 +75,9 @@ public final class Scheduler: Sendable {
                 s.pairs.removeValue(forKey: key)
             }
             let window = Self.jitterWindow(pairs: keys.count, interval: config.intervalSeconds)
-            let now = MonotonicClock.nanoseconds()
+            let now = clock.now()
             for key in keys where s.pairs[key] == nil {
-                let offset = jitter ? Double.random(in: 0..<window) : 0
+                let offset = jitter ? clock.randomOffset(below: window) : 0
                 s.nextGeneration += 1
                 var pair = Pair(generation: s.nextGeneration, due: now + UInt64(offset * 1e9))
                 pair.timer = schedule(key, pair)
@@ -82,9 +86,20 @@ public final class Scheduler: Sendable {
             return gone
         }
         for pair in gone {
-            if let timer = pair.timer { reactor.cancel(timer) }
+            pair.timer?.cancel()
             pair.round?.cancel()
         }
+    }
+
+    /// When the round after one due at `due` is due: an interval later, or, when that has passed
+    /// already (the round fell behind by more than an interval), the first point of the same
+    /// grid still ahead of `now`: missed rounds are skipped, not run back to back.
+    static func nextDue(after due: UInt64, interval: UInt64, now: UInt64) -> UInt64 {
+        var next = due + interval
+        if next < now {
+            next += ((now - next) / interval + 1) * interval
+        }
+        return next
     }
 
     /// The first rounds start spread over this many seconds: about a hundred starts a second at
@@ -104,16 +119,16 @@ public final class Scheduler: Sendable {
             return p
         }
         for pair in pairs {
-            if let timer = pair.timer { reactor.cancel(timer) }
+            pair.timer?.cancel()
             pair.round?.cancel()
         }
         for pair in pairs { await pair.round?.value }
     }
 
     /// Sets the timer for `pair`'s next round, at `pair.due`.
-    private func schedule(_ key: PairKey, _ pair: Pair) -> Reactor.Timer {
+    private func schedule(_ key: PairKey, _ pair: Pair) -> SchedulerTimer {
         let generation = pair.generation
-        return reactor.schedule(at: Deadline(nanoseconds: pair.due)) { [self] in start(key, generation) }
+        return clock.schedule(at: pair.due) { [self] in start(key, generation) }
     }
 
     /// The timer fired: start the round, unless the pair went away meanwhile.
@@ -130,7 +145,7 @@ public final class Scheduler: Sendable {
     /// One round: a slot, the probe, the result, then the timer of the next round.
     private func round(_ key: PairKey, _ generation: UInt64, due: UInt64) async {
         guard await slots.acquire() else { return }
-        let lag = MonotonicClock.nanoseconds() &- due
+        let lag = clock.now() &- due
         store.metrics.observe(Catalogue.schedulerLag, max(0, Double(Int64(bitPattern: lag)) / 1e9))
         let (engine, configured) = state.withLock { ($0.engine, $0.configured[key]) }
         guard let pair = configured else {
@@ -141,13 +156,7 @@ public final class Scheduler: Sendable {
         slots.release()
         if Task.isCancelled { return }
         store.record(result)
-        let interval = UInt64(engine.config.intervalSeconds * 1e9)
-        var next = due + interval
-        let after = MonotonicClock.nanoseconds()
-        if next < after {
-            // Fell behind by more than an interval: skip the missed rounds, stay on the grid.
-            next += ((after - next) / interval + 1) * interval
-        }
+        let next = Self.nextDue(after: due, interval: UInt64(engine.config.intervalSeconds * 1e9), now: clock.now())
         state.withLock { s in
             guard !s.stopped, var pair = s.pairs[key], pair.generation == generation else { return }
             pair.round = nil
@@ -205,6 +214,9 @@ final class ProbeSlots: Sendable {
         }
     }
 
+    /// Slots taken and tasks waiting for one (what tests of the FIFO and the limit watch).
+    var counts: (inUse: Int, waiting: Int) { state.withLock { ($0.inUse, $0.waiters.count) } }
+
     func release() {
         let next = state.withLock { s -> CheckedContinuation<Bool, Never>? in
             if !s.waiters.isEmpty, s.inUse <= s.limit { return s.waiters.removeFirst().continuation }
@@ -213,4 +225,34 @@ final class ProbeSlots: Sendable {
         }
         next?.resume(returning: true)
     }
+}
+
+/// What the scheduler needs of time: a monotonic now, one-shot timers, and the random offsets
+/// that spread the first rounds.
+public protocol SchedulerClock: Sendable {
+    /// Monotonic nanoseconds (CLOCK_MONOTONIC in the agent).
+    func now() -> UInt64
+    /// Runs `action` once `now()` reaches `at`, unless cancelled first.
+    func schedule(at: UInt64, _ action: @escaping @Sendable () -> Void) -> SchedulerTimer
+    /// A random offset in `0..<window` seconds.
+    func randomOffset(below window: Double) -> Double
+}
+
+/// A timer set by a ``SchedulerClock``; `cancel()` stops it if it has not run.
+public struct SchedulerTimer: Sendable {
+    let cancelAction: @Sendable () -> Void
+    public init(cancel: @escaping @Sendable () -> Void) { cancelAction = cancel }
+    func cancel() { cancelAction() }
+}
+
+/// The agent's clock: the reactor's timers on CLOCK_MONOTONIC, offsets from the system's
+/// random source.
+public struct ReactorClock: SchedulerClock {
+    public init() {}
+    public func now() -> UInt64 { MonotonicClock.nanoseconds() }
+    public func schedule(at: UInt64, _ action: @escaping @Sendable () -> Void) -> SchedulerTimer {
+        let timer = Reactor.shared.schedule(at: Deadline(nanoseconds: at), action)
+        return SchedulerTimer { _ = Reactor.shared.cancel(timer) }
+    }
+    public func randomOffset(below window: Double) -> Double { Double.random(in: 0..<window) }
 }

@@ -178,6 +178,18 @@ public final class Reactor: TaskExecutor, Sendable {
         state.withLock { $0.waiters.removeValue(forKey: timer.id) } != nil
     }
 
+    /// Whether a task is suspended in ``wait(fd:for:deadline:)`` on `fd` (-1: in
+    /// ``sleep(until:)``) with `deadline`: lets a test wake a wait it knows was parked, rather
+    /// than one that may not have reached the reactor yet.
+    func hasParkedTask(fd: Int32, deadline: Deadline) -> Bool {
+        state.withLock { s in
+            s.waiters.values.contains { w in
+                guard case .task = w.resumption else { return false }
+                return w.fd == fd && w.deadline.nanoseconds == deadline.nanoseconds
+            }
+        }
+    }
+
     /// Forgets `fd` before it is closed, so a stale registration cannot fire for a reused number.
     public func deregister(fd: Int32) {
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
