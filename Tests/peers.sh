@@ -25,6 +25,9 @@ declare -A need=(
   [ctr]=containerd
   [nsenter]=util-linux
   [prometheus-alertmanager]=prometheus-alertmanager
+  [dnsdist]=dnsdist
+  [unbound]=unbound
+  [unbound-checkconf]=unbound
   [setpriv]=util-linux
 )
 missing=()

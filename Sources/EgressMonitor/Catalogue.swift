@@ -82,6 +82,14 @@ public enum Catalogue {
         name: "egress_blob_bytes_total",
         help: "Blob bytes read by the blob phase.",
         type: .counter, labelNames: pair)
+    public static let dnsAnswersDisagree = MetricFamily(
+        name: "egress_dns_answers_disagree_total",
+        help: "Lookups whose answer shared no address with the trusted resolver's; resolver is the one that disagreed.",
+        type: .counter, labelNames: pair + ["resolver"])
+    public static let probeIPProtocol = MetricFamily(
+        name: "egress_probe_ip_protocol",
+        help: "4 or 6: the IP family of the connection that carried the last probe round (as blackbox_exporter's probe_ip_protocol).",
+        type: .gauge, labelNames: pair)
 
     public static let referenceFailures = MetricFamily(
         name: "egress_registry_reference_failures_total",
@@ -128,7 +136,7 @@ public enum Catalogue {
     public static let all: [MetricFamily] = [
         probeRuns, probeFailures, probeSuccess, probeDuration, phaseDuration, lastSuccess, certNotAfter, tlsInfo,
         pathPreferred, pathUp, targetUp, rateLimitLimit, rateLimitRemaining, rateLimitWindow, manifestDigestMatch, manifestRequests,
-        blobThroughput, blobBytes, referenceFailures,
+        blobThroughput, blobBytes, referenceFailures, probeIPProtocol, dnsAnswersDisagree,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
         manageWrites, manageLastWrite, manageMirrors, dockerReloads,
     ] + [actionRuns, actionLastRun] + ProcessCollector.families

@@ -4,22 +4,21 @@ import Glibc
 
 /// The file system and environment calls the agent needs, on Glibc directly.
 public enum SystemFile {
-    /// The whole file's bytes, or nil when it cannot be opened or read (a directory cannot).
-    public static func read(_ path: String) -> [UInt8]? {
+    /// The whole file's bytes (at most `maxBytes` of them), or nil when it cannot be opened or
+    /// read (a directory cannot).
+    public static func read(_ path: String, maxBytes: Int = .max) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { _ = close(fd) }
         var content: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { return content }
+        while content.count < maxBytes {
+            let outcome = buffer.withUnsafeMutableBytes { raw in Syscall.run("read \(path)") { Glibc.read(fd, raw.baseAddress, raw.count) } }
+            guard case .success(let n) = outcome else { return nil }
+            if n == 0 { break }
             content.append(contentsOf: buffer[0..<n])
         }
+        return content.count > maxBytes ? Array(content.prefix(maxBytes)) : content
     }
 
     /// The file as UTF-8 text, or nil when it cannot be read or is not valid UTF-8.

@@ -127,6 +127,56 @@ import EgressTestSupport
         #expect(narrowed.status == 2 && narrowed.stderr.contains(#"target "a" is not probed over path "other""#), "\(narrowed)")
     }
 
+    /// The agent's own shortage is reported as such, not as the network's: `check` run with its
+    /// descriptor limit lowered (prlimit) until the probe's socket cannot be had (EMFILE, for
+    /// real) fails `connect/local_resource_exhausted`; the same probe with room succeeds.
+    ///
+    /// The child starts with descriptors 0-2 only. How many the runtime and the reactor take
+    /// at start varies from run to run (libdispatch's threads open theirs concurrently), so
+    /// the test walks the limit up and asks that a run without room reports the new reason
+    /// and none reports the network's.
+    @Test(.enabled(if: haveBinary && Lab.has("prlimit") && Lab.has("bash"), "needs util-linux prlimit and bash"))
+    func descriptorExhaustionIsTheHostsFaultNotTheNetworks() async throws {
+        let listener = try Socket.listen(on: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0))
+        defer { listener.close() }
+        let port = listener.localAddress!.port
+        let (config, dir) = try Self.configFile("""
+            {"discovery": false, "paths": [{"name": "direct"}],
+             "targets": [{"name": "local", "kind": "tcp", "url": "tcp://127.0.0.1:\(port)"}]}
+            """)
+        defer { Lab.removeDirectory(dir) }
+        // Closes every inherited descriptor above 2, then runs the binary under the limit.
+        let script = #"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; "#
+            + #"prlimit --nofile=$1:$1 "$2" check --config "$3" >"$4/out" 2>"$4/err"; echo $?"#
+        func check(limit: Int) async throws -> Run {
+            let status = try await Lab.runAsync("bash", ["-c", script, "bash", "\(limit)", Self.binary, config, dir],
+                                                environment: ["SWIFT_BACKTRACE": "enable=no"])
+            func read(_ name: String) -> String { (try? String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)) ?? "" }
+            return Run(status: Int32(status.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
+                       stdout: read("out"), stderr: read("err"))
+        }
+        let roomy = try await check(limit: 256)
+        #expect(roomy.status == 0 && roomy.stdout.contains("1 of 1 target reachable"), "\(roomy)")
+        // Limits upwards from none, three runs each, until one has room enough to pass: each run
+        // that started (0 or 1; a start that crashed for want of a descriptor, or a loader that
+        // could not open the binary's libraries, is no answer) says what it met.
+        var ran: [Run] = []
+        search: for limit in 3...64 {
+            for _ in 0..<3 {
+                let run = try await check(limit: limit)
+                guard run.status == 0 || run.status == 1 else { continue }
+                ran.append(run)
+                if run.status == 0 { break search }
+            }
+        }
+        let exhausted = ran.filter { $0.stdout.contains("FAIL connect/local_resource_exhausted") }
+        #expect(!exhausted.isEmpty, "no run met EMFILE: \(ran)")
+        #expect(exhausted.allSatisfy { $0.status == 1 && $0.stdout.contains("The fault is on this host") }, "\(exhausted)")
+        for run in ran where run.status == 1 {
+            #expect(!run.stdout.contains("net_unreachable") && !run.stdout.contains("path_setup_failed"), "\(run)")
+        }
+    }
+
     // MARK: validate
 
     @Test(.enabled(if: haveBinary, "no egress-monitor binary next to the tests"))
@@ -181,7 +231,7 @@ import EgressTestSupport
         #expect(run.status == 0, "\(run)")
         #expect(run.stdout.hasPrefix("\(path): valid\n"), "\(run)")
         #expect(run.stdout.contains("a round every 60 s per pair, timeout 5 s"))
-        #expect(run.stdout.contains("resolvers: system, lab (127.0.0.1:5353)"))
+        #expect(run.stdout.contains("resolvers: system, lab (plain 127.0.0.1:5353)"))
         #expect(run.stdout.contains("corp    proxy http://alice:***@127.0.0.1:3128"), "\(run)")
         #expect(run.stdout.contains("would probe 3 pairs (2 targets × 2 paths, narrowed by targets' paths):"), "\(run)")
         #expect(run.stdout.contains("    hub  on direct, corp\n"), "\(run)")

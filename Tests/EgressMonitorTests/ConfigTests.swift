@@ -64,6 +64,47 @@ import EgressNet
         #expect(config.pairs.map { "\($0.target.name)/\($0.path.name)" } == ["a/vpn", "b/direct", "b/vpn"])
     }
 
+    /// `ip_family` pins a path; `validate` shows it, and says where a proxy resolves the target
+    /// itself so the pin cannot apply to it.
+    @Test func pathsPinnedToAFamily() throws {
+        let config = try Self.decode("""
+        {"paths": [{"name": "direct-v4", "ip_family": "ipv4"}, {"name": "direct-v6", "ip_family": "ipv6"},
+                   {"name": "corp-v6", "proxy": "http://proxy.corp:3128", "ip_family": "ipv6"},
+                   {"name": "clash-v6", "proxy": "socks5h://127.0.0.1:7890", "ip_family": "ipv4"},
+                   {"name": "socks-v6", "proxy": "socks5://proxy.corp:1080", "ip_family": "ipv6"}, {"name": "both"}],
+         "targets": [{"name": "hub", "kind": "dockerhub"}]}
+        """)
+        #expect(config.paths.map(\.ipFamily) == [.ipv4, .ipv6, .ipv6, .ipv4, .ipv6, nil])
+        #expect(config.paths.map(\.ipFamilyNote) == [
+            nil, nil, "note: ip_family pins only the proxy's own name; the HTTP proxy resolves the target itself",
+            "note: ip_family ipv4 cannot apply: the proxy is an address and the SOCKS5 proxy resolves the target itself",
+            nil, nil,
+        ])
+        let summary = ValidateCommand.summary(config, source: "c.json")
+        #expect(summary.contains("direct-v6  direct, ipv6 only"), "\(summary)")
+        #expect(summary.contains("cannot apply: the proxy is an address"), "\(summary)")
+    }
+
+    /// DoT and DoH resolvers: defaults (port 853, the DoH URL's port and path) and what
+    /// `validate` prints, each resolver with its kind.
+    @Test func encryptedResolvers() throws {
+        let config = try Self.decode("""
+        {"resolvers": [{"name": "isp", "address": "223.5.5.5"},
+                       {"name": "ali-dot", "dot": "223.5.5.5", "tls_name": "dns.alidns.com", "trusted": true},
+                       {"name": "ali-doh", "doh": "https://dns.alidns.com/dns-query", "address": "223.6.6.6"},
+                       {"name": "bare-doh", "doh": "https://doh.example:8443"}],
+         "targets": [{"name": "hub", "kind": "dockerhub"}]}
+        """)
+        let dot = try #require(config.resolver(named: "ali-dot")?.encrypted)
+        #expect(dot.kind == .dot && dot.connectAddress?.description == "223.5.5.5:853" && dot.serverName == "dns.alidns.com")
+        let doh = try #require(config.resolver(named: "ali-doh")?.encrypted)
+        #expect(doh.connectAddress?.description == "223.6.6.6:443" && doh.serverName == "dns.alidns.com" && doh.url?.path == "/dns-query")
+        let bare = try #require(config.resolver(named: "bare-doh")?.encrypted)
+        #expect(bare.connectAddress == nil && bare.url?.port == 8443 && bare.url?.path == "/dns-query")
+        let summary = ValidateCommand.summary(config, source: "c.json")
+        #expect(summary.contains("resolvers: system, isp (plain 223.5.5.5:53), ali-dot (dot 223.5.5.5:853 dns.alidns.com, trusted), ali-doh (doh https://dns.alidns.com/dns-query at 223.6.6.6), bare-doh (doh https://doh.example:8443/dns-query)"), "\(summary)")
+    }
+
     /// Bad configs, each with the exact message a person sees: the JSON path, then what was expected.
     @Test(arguments: [
         (#"{"targets": [{"name": "x", "kind": "registry"}]}"#, ["targets[0].url: required for kind registry"]),
@@ -112,7 +153,7 @@ import EgressNet
         (#"{"listen": "localhost", "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"listen: "localhost" is not HOST:PORT with an IP address host (e.g. 0.0.0.0:9469, [::]:9469, 127.0.0.1:9469)"#]),
         (#"{"resolvers": [{"name": "lab"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         [#"resolvers[0].address: required for a resolver other than "system" (e.g. "223.5.5.5" or "127.0.0.1:5353")"#]),
+         [#"resolvers[0].address: required for a resolver other than "system" (e.g. "223.5.5.5" or "127.0.0.1:5353"), unless it has "dot" or "doh""#]),
         (#"{"resolvers": [{"name": "lab", "address": "dns.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"resolvers[0].address: "dns.example" is not an IP address with an optional port (e.g. 223.5.5.5, 127.0.0.1:5353, [2400:3200::1]:53)"#]),
         (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://user:pw@reg.example"}]}"#,
@@ -125,6 +166,22 @@ import EgressNet
          ["targets[0].image: only registry targets (dockerhub, mirror, registry) probe images"]),
         (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://r.example", "ca_file": "/nonexistent/ca.pem"}]}"#,
          ["targets[0].ca_file: cannot read /nonexistent/ca.pem"]),
+        (#"{"paths": [{"name": "p", "ip_family": "inet6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"paths[0].ip_family: "inet6" is not "ipv4" or "ipv6""#]),
+        (#"{"paths": [{"name": "p", "source_address": "10.0.0.2", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["paths[0].ip_family: ipv6 cannot be dialed from source_address 10.0.0.2"]),
+        (#"{"paths": [{"name": "p", "proxy": "http://10.0.0.1:3128", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["paths[0].ip_family: ipv6 cannot be dialed to the proxy's address 10.0.0.1"]),
+        (#"{"resolvers": [{"name": "d", "dot": "dns.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].dot: "dns.example" is not an IP address with an optional port (e.g. 223.5.5.5, 1.12.12.12:853, [2400:3200::1]:853)"#]),
+        (#"{"resolvers": [{"name": "d", "doh": "http://dns.example/dns-query"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].doh: "http://dns.example/dns-query" is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)"#]),
+        (#"{"resolvers": [{"name": "d", "dot": "1.1.1.1", "doh": "https://d.example/dns-query"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["resolvers[0]: give one of dot and doh"]),
+        (#"{"resolvers": [{"name": "d", "address": "1.1.1.1", "tls_name": "d.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         [#"resolvers[0].tls_name: only a DNS-over-TLS resolver ("dot") has a tls_name"#]),
+        (#"{"resolvers": [{"name": "d", "dot": "1.1.1.1", "ca_file": "/nonexistent/ca.pem"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
+         ["resolvers[0].ca_file: cannot read /nonexistent/ca.pem"]),
         (#"{"targets": []}"#, ["targets: must name at least one target"]),
         (#"{}"#, ["targets: required"]),
         (#"[]"#, ["expected an object, found an array"]),

@@ -172,7 +172,7 @@ import Testing
         let results = try #require(document["results"] as? [[String: Any]])
         #expect(results.count == 6)
         let keys: Set<String> = ["target", "path", "success", "phase", "reason", "detail", "hint", "phases", "duration",
-                                 "address", "tls_version", "tls_cipher", "cert_not_after", "http_status", "rate_limit_limit",
+                                 "address", "ip_protocol", "tls_version", "tls_cipher", "cert_not_after", "http_status", "rate_limit_limit",
                                  "rate_limit_remaining", "digests", "blob_bytes_per_second", "started_at", "last_success_at"]
         for r in results { #expect(Set(r.keys) == keys) }
 

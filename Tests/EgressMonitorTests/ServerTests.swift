@@ -11,7 +11,7 @@ import EgressTestSupport
 
     static func server(limits: HTTPServer.Limits = .init(), web: WebSettings = .init()) throws -> HTTPServer {
         let server = try HTTPServer(listenOn: loopback, limits: limits, web: web) { request in
-            HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: Array("scraped \(request.head.path)\n".utf8))
+            ServerResponse(status: 200, headers: ["Content-Type": "text/plain"], body: Array("scraped \(request.head.path)\n".utf8))
         }
         server.start()
         return server

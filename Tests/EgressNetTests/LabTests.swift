@@ -42,6 +42,34 @@ import EgressTestSupport
 
     // MARK: processes
 
+    /// The one launcher of the lab's daemons: freeing a daemon stops its program and removes its
+    /// directory; a daemon that never listens fails its launch with its log, and leaves nothing.
+    @Test(.enabled(if: Lab.has("microsocks"), "needs microsocks"))
+    func aLabDaemonOwnsItsProgramAndItsDirectory() async throws {
+        var proxy: LabMicrosocks? = try await LabMicrosocks.start()
+        let directory = proxy!.directory
+        let process = proxy!.process
+        #expect(FileManager.default.fileExists(atPath: directory))
+        #expect(process.isRunning)
+        proxy = nil
+        #expect(!FileManager.default.fileExists(atPath: directory), "freed: its directory is gone")
+        #expect(await process.waitForExit(timeout: 10) != nil, "freed: its program was stopped")
+
+        var failedDirectory: String?
+        do {
+            _ = try await LabDaemon.launch("never-listens", ports: [FreePort.next()], timeout: 5) { directory in
+                failedDirectory = directory
+                return try LabProcess("sh", arguments: ["-c", "echo about to give up; exit 3"], directory: directory, name: "quitter")
+            }
+            Issue.record("a daemon that exits without listening was launched")
+        } catch {
+            #expect("\(error)".contains("quitter exited (status 3)"), "\(error)")
+            #expect("\(error)".contains("about to give up"), "\(error)")
+        }
+        let failed = try #require(failedDirectory)
+        #expect(!FileManager.default.fileExists(atPath: failed), "a failed launch leaves no directory")
+    }
+
     @Test func serverThatExitsReportsItsLastLogLines() async throws {
         let directory = try Lab.makeDirectory("failing")
         defer { Lab.removeDirectory(directory) }

@@ -58,9 +58,10 @@ public final class LabDnsmasq: Sendable {
     /// The port, on 127.0.0.1, UDP and TCP.
     public let port: UInt16
     public let records: [Record]
+    public let daemon: LabDaemon
     /// The lab directory (log, pid file).
-    public let directory: String
-    public let process: LabProcess
+    public var directory: String { daemon.directory }
+    public var process: LabProcess { daemon.process }
 
     /// 127.0.0.1:`port`, as a resolver address.
     public var address: SocketAddress { SocketAddress(ip: IPAddress(Lab.loopback)!, port: port) }
@@ -75,17 +76,15 @@ public final class LabDnsmasq: Sendable {
     public static func start(records: [Record], unknownNames: UnknownNames = .refused,
                              port: UInt16 = FreePort.next(), extraArguments: [String] = [],
                              timeout: Double = 30) async throws -> LabDnsmasq {
-        let directory = try Lab.makeDirectory("dnsmasq")
-        // An empty config file of its own, so a host's /etc/dnsmasq.conf plays no part.
-        let configFile = directory + "/dnsmasq.conf"
-        try Data().write(to: URL(fileURLWithPath: configFile))
-        let arguments = Self.arguments(records: records, unknownNames: unknownNames, port: port,
-                                       pidFile: directory + "/dnsmasq.pid", configFile: configFile) + extraArguments
-        let process = try LabProcess("dnsmasq", arguments: arguments, directory: directory, name: "dnsmasq")
-        let dnsmasq = LabDnsmasq(port: port, records: records, directory: directory, process: process)
-        try await process.waitForTCPPort(port, timeout: timeout)
-        try process.checkRunning()
-        return dnsmasq
+        let daemon = try await LabDaemon.launch("dnsmasq", ports: [port], timeout: timeout) { directory in
+            // An empty config file of its own, so a host's /etc/dnsmasq.conf plays no part.
+            let configFile = directory + "/dnsmasq.conf"
+            try Data().write(to: URL(fileURLWithPath: configFile))
+            let arguments = Self.arguments(records: records, unknownNames: unknownNames, port: port,
+                                           pidFile: directory + "/dnsmasq.pid", configFile: configFile) + extraArguments
+            return try LabProcess("dnsmasq", arguments: arguments, directory: directory, name: "dnsmasq")
+        }
+        return LabDnsmasq(port: port, records: records, daemon: daemon)
     }
 
     /// The command line for `records` (without the program name).
@@ -118,18 +117,12 @@ public final class LabDnsmasq: Sendable {
         return arguments
     }
 
-    private init(port: UInt16, records: [Record], directory: String, process: LabProcess) {
+    private init(port: UInt16, records: [Record], daemon: LabDaemon) {
         self.port = port
         self.records = records
-        self.directory = directory
-        self.process = process
+        self.daemon = daemon
     }
 
-    deinit {
-        process.stop()
-        Lab.removeDirectory(directory)
-    }
-
-    /// Stops dnsmasq and waits for it to exit.
-    public func stop() { process.stop() }
+    /// Stops dnsmasq; does not wait.
+    public func stop() { daemon.stop() }
 }

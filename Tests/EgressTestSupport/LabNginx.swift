@@ -101,10 +101,11 @@ public struct NginxServer: Sendable {
 public final class LabNginx: Sendable {
     /// The server blocks it serves.
     public let servers: [NginxServer]
+    public let daemon: LabDaemon
     /// The lab directory (config, logs, pid file, temp paths).
-    public let directory: String
+    public var directory: String { daemon.directory }
     /// The nginx process.
-    public let process: LabProcess
+    public var process: LabProcess { daemon.process }
 
     /// The ports of `servers`, in order.
     public var ports: [UInt16] { servers.map(\.port) }
@@ -121,27 +122,23 @@ public final class LabNginx: Sendable {
     public static func start(servers: [NginxServer], httpDirectives: [String] = [],
                              timeout: Double = 30) async throws -> LabNginx {
         precondition(!servers.isEmpty, "LabNginx needs at least one server")
-        let directory = try Lab.makeDirectory("nginx")
-        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        let config = renderConfig(servers: servers, directory: directory, httpDirectives: httpDirectives)
-        try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-        for (s, server) in servers.enumerated() {
-            for (l, location) in server.locations.enumerated() {
-                guard let contents = location.fileContents else { continue }
-                try FileManager.default.createDirectory(atPath: directory + "/files", withIntermediateDirectories: true)
-                try Data(contents).write(to: URL(fileURLWithPath: fileName(directory: directory, server: s, location: l)))
+        let daemon = try await LabDaemon.launch("nginx", ports: servers.map(\.port), timeout: timeout) { directory in
+            try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+            let config = renderConfig(servers: servers, directory: directory, httpDirectives: httpDirectives)
+            try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+            for (s, server) in servers.enumerated() {
+                for (l, location) in server.locations.enumerated() {
+                    guard let contents = location.fileContents else { continue }
+                    try FileManager.default.createDirectory(atPath: directory + "/files", withIntermediateDirectories: true)
+                    try Data(contents).write(to: URL(fileURLWithPath: fileName(directory: directory, server: s, location: l)))
+                }
             }
+            return try LabProcess("nginx", arguments: [
+                "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
+                "-g", "daemon off; pid \(directory)/nginx.pid;",
+            ], directory: directory, name: "nginx", otherLogFiles: [directory + "/error.log"])
         }
-        let process = try LabProcess("nginx", arguments: [
-            "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
-            "-g", "daemon off; pid \(directory)/nginx.pid;",
-        ], directory: directory, name: "nginx", otherLogFiles: [directory + "/error.log"])
-        let nginx = LabNginx(servers: servers, directory: directory, process: process)
-        for server in servers {
-            try await process.waitForTCPPort(server.port, timeout: timeout)
-        }
-        try process.checkRunning()
-        return nginx
+        return LabNginx(servers: servers, daemon: daemon)
     }
 
     /// One server with TLS: the usual case.
@@ -150,19 +147,13 @@ public final class LabNginx: Sendable {
         try await start(servers: [NginxServer(tls: tls, protocols: protocols, ciphers: ciphers, locations: locations)])
     }
 
-    private init(servers: [NginxServer], directory: String, process: LabProcess) {
+    private init(servers: [NginxServer], daemon: LabDaemon) {
         self.servers = servers
-        self.directory = directory
-        self.process = process
+        self.daemon = daemon
     }
 
-    deinit {
-        process.stop()
-        Lab.removeDirectory(directory)
-    }
-
-    /// Stops nginx (SIGTERM, then SIGKILL) and waits for it to exit.
-    public func stop() { process.stop() }
+    /// Stops nginx (SIGTERM, then SIGKILL); does not wait.
+    public func stop() { daemon.stop() }
 
     /// The last lines of nginx's stderr and of its error log.
     public func logTail(lines: Int = 20) -> String { process.logTail(lines: lines) }

@@ -16,8 +16,9 @@ import Foundation
 /// Every refusal closes the connection after its HTML body (no Content-Length).
 public final class LabTinyproxy: Sendable {
     public let port: UInt16
-    public let directory: String
-    public let process: LabProcess
+    public let daemon: LabDaemon
+    public var directory: String { daemon.directory }
+    public var process: LabProcess { daemon.process }
 
     /// "http://127.0.0.1:PORT", with `user:password@` when given.
     public func url(user: String? = nil, password: String? = nil) -> String {
@@ -32,44 +33,36 @@ public final class LabTinyproxy: Sendable {
     ///   - connectPorts: `ConnectPort` lines: CONNECT only to these ports (none: any port).
     public static func start(basicAuth: (user: String, password: String)? = nil, connectPorts: [UInt16] = [],
                              port: UInt16 = FreePort.next(), timeout: Double = 30) async throws -> LabTinyproxy {
-        let directory = try Lab.makeDirectory("tinyproxy")
-        var lines = [
-            "Port \(port)",
-            "Listen \(Lab.loopback)",
-            "Timeout 30",
-            "Allow \(Lab.loopback)",
-            "MaxClients 64",
-            "LogLevel Info",
-            "LogFile \"\(directory)/tinyproxy.log\"",
-            "PidFile \"\(directory)/tinyproxy.pid\"",
-            "Syslog Off",
-        ]
-        if let auth = basicAuth { lines.append("BasicAuth \(auth.user) \(auth.password)") }
-        lines += connectPorts.map { "ConnectPort \($0)" }
-        let configFile = directory + "/tinyproxy.conf"
-        try (lines.joined(separator: "\n") + "\n").write(toFile: configFile, atomically: true, encoding: .utf8)
-        let process = try LabProcess("tinyproxy", arguments: ["-d", "-c", configFile], directory: directory,
-                                     name: "tinyproxy", logName: "stderr.log",
-                                     otherLogFiles: [directory + "/tinyproxy.log"])
-        let proxy = LabTinyproxy(port: port, directory: directory, process: process)
-        try await process.waitForTCPPort(port, timeout: timeout)
-        try process.checkRunning()
-        return proxy
+        let daemon = try await LabDaemon.launch("tinyproxy", ports: [port], timeout: timeout) { directory in
+            var lines = [
+                "Port \(port)",
+                "Listen \(Lab.loopback)",
+                "Timeout 30",
+                "Allow \(Lab.loopback)",
+                "MaxClients 64",
+                "LogLevel Info",
+                "LogFile \"\(directory)/tinyproxy.log\"",
+                "PidFile \"\(directory)/tinyproxy.pid\"",
+                "Syslog Off",
+            ]
+            if let auth = basicAuth { lines.append("BasicAuth \(auth.user) \(auth.password)") }
+            lines += connectPorts.map { "ConnectPort \($0)" }
+            let configFile = directory + "/tinyproxy.conf"
+            try (lines.joined(separator: "\n") + "\n").write(toFile: configFile, atomically: true, encoding: .utf8)
+            return try LabProcess("tinyproxy", arguments: ["-d", "-c", configFile], directory: directory,
+                                  name: "tinyproxy", logName: "stderr.log",
+                                  otherLogFiles: [directory + "/tinyproxy.log"])
+        }
+        return LabTinyproxy(port: port, daemon: daemon)
     }
 
-    private init(port: UInt16, directory: String, process: LabProcess) {
+    private init(port: UInt16, daemon: LabDaemon) {
         self.port = port
-        self.directory = directory
-        self.process = process
-    }
-
-    deinit {
-        process.stop()
-        Lab.removeDirectory(directory)
+        self.daemon = daemon
     }
 
     /// Stops tinyproxy (SIGTERM, then SIGKILL); does not wait.
-    public func stop() { process.stop() }
+    public func stop() { daemon.stop() }
 
     /// Stops tinyproxy and waits until it has exited (its port is closed then).
     public func stopAndWait(timeout: Double = 30) async throws {
@@ -94,8 +87,9 @@ public final class LabTinyproxy: Sendable {
 /// - a name (ATYP 3) is resolved with getaddrinfo: `localhost` comes from /etc/hosts.
 public final class LabMicrosocks: Sendable {
     public let port: UInt16
-    public let directory: String
-    public let process: LabProcess
+    public let daemon: LabDaemon
+    public var directory: String { daemon.directory }
+    public var process: LabProcess { daemon.process }
 
     /// "SCHEME://127.0.0.1:PORT", with `user:password@` when given.
     public func url(scheme: String = "socks5", user: String? = nil, password: String? = nil) -> String {
@@ -107,27 +101,19 @@ public final class LabMicrosocks: Sendable {
     /// until it listens.
     public static func start(credentials: (user: String, password: String)? = nil,
                              port: UInt16 = FreePort.next(), timeout: Double = 30) async throws -> LabMicrosocks {
-        let directory = try Lab.makeDirectory("microsocks")
         var arguments = ["-i", Lab.loopback, "-p", "\(port)"]
         if let c = credentials { arguments += ["-u", c.user, "-P", c.password] }
-        let process = try LabProcess("microsocks", arguments: arguments, directory: directory, name: "microsocks")
-        let proxy = LabMicrosocks(port: port, directory: directory, process: process)
-        try await process.waitForTCPPort(port, timeout: timeout)
-        try process.checkRunning()
-        return proxy
+        let daemon = try await LabDaemon.launch("microsocks", ports: [port], timeout: timeout) { directory in
+            try LabProcess("microsocks", arguments: arguments, directory: directory, name: "microsocks")
+        }
+        return LabMicrosocks(port: port, daemon: daemon)
     }
 
-    private init(port: UInt16, directory: String, process: LabProcess) {
+    private init(port: UInt16, daemon: LabDaemon) {
         self.port = port
-        self.directory = directory
-        self.process = process
-    }
-
-    deinit {
-        process.stop()
-        Lab.removeDirectory(directory)
+        self.daemon = daemon
     }
 
     /// Stops microsocks; does not wait.
-    public func stop() { process.stop() }
+    public func stop() { daemon.stop() }
 }

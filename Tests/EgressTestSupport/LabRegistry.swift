@@ -64,9 +64,10 @@ public struct RegistryConfig: Sendable {
 /// filesystem storage in its lab directory.
 public final class LabRegistry: Sendable {
     public let config: RegistryConfig
+    public let daemon: LabDaemon
     /// The lab directory (config.yml, storage/, log).
-    public let directory: String
-    public let process: LabProcess
+    public var directory: String { daemon.directory }
+    public var process: LabProcess { daemon.process }
 
     public var port: UInt16 { config.port }
     /// "https://127.0.0.1:PORT" (or http:// without TLS).
@@ -79,14 +80,12 @@ public final class LabRegistry: Sendable {
     /// - Throws: `LabError` with the registry's last log lines when it is missing, rejects
     ///   the config, or does not listen within `timeout` seconds.
     public static func start(_ config: RegistryConfig, timeout: Double = 30) async throws -> LabRegistry {
-        let directory = try Lab.makeDirectory("registry")
-        try config.render(directory: directory).write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
-        let process = try LabProcess("docker-registry", arguments: ["serve", directory + "/config.yml"],
-                                     environment: config.environment, directory: directory, name: "docker-registry")
-        let registry = LabRegistry(config: config, directory: directory, process: process)
-        try await process.waitForTCPPort(config.port, timeout: timeout)
-        try process.checkRunning()
-        return registry
+        let daemon = try await LabDaemon.launch("registry", ports: [config.port], timeout: timeout) { directory in
+            try config.render(directory: directory).write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
+            return try LabProcess("docker-registry", arguments: ["serve", directory + "/config.yml"],
+                                  environment: config.environment, directory: directory, name: "docker-registry")
+        }
+        return LabRegistry(config: config, daemon: daemon)
     }
 
     /// A registry serving `tls` (nil: plain HTTP) on a free port.
@@ -94,17 +93,11 @@ public final class LabRegistry: Sendable {
         try await start(RegistryConfig(tls: tls))
     }
 
-    private init(config: RegistryConfig, directory: String, process: LabProcess) {
+    private init(config: RegistryConfig, daemon: LabDaemon) {
         self.config = config
-        self.directory = directory
-        self.process = process
+        self.daemon = daemon
     }
 
-    deinit {
-        process.stop()
-        Lab.removeDirectory(directory)
-    }
-
-    /// Stops the registry and waits for it to exit.
-    public func stop() { process.stop() }
+    /// Stops the registry; does not wait.
+    public func stop() { daemon.stop() }
 }

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 out=${FUZZ_BUILD_DIR:-.build-fuzz}
 mkdir -p "$out"
 
-all_harnesses="dns_message http_response http_request www_authenticate socks_reply connect_reply config json"
+all_harnesses="dns_message http_response http_request www_authenticate socks_reply connect_reply config json doh_response"
 harnesses=${*:-$all_harnesses}
 
 # -O keeps Swift's own traps (bounds, overflow, preconditions): a trap is a crash to libFuzzer.
@@ -64,7 +64,7 @@ for h in $harnesses; do
   extra=()
   objects=("$out/EgressNet.o" "$out/EgressSync.o")
   case $h in
-    socks_reply|connect_reply) extra=(Tests/Fuzz/harnesses/memory_stream.swift) ;;
+    socks_reply|connect_reply|doh_response) extra=(Tests/Fuzz/harnesses/memory_stream.swift) ;;
     config|json) objects=("$out/EgressMonitor.o" "$out/EgressMetrics.o" "$out/EgressNet.o" "$out/EgressSync.o") ;;
   esac
   exe="$out/fuzz-$h"

@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 shift || true
-all="dns_message http_response http_request www_authenticate socks_reply connect_reply config json"
+all="dns_message http_response http_request www_authenticate socks_reply connect_reply config json doh_response"
 harnesses=${*:-$all}
 out=${FUZZ_BUILD_DIR:-.build-fuzz}
 

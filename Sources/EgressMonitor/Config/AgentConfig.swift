@@ -68,21 +68,69 @@ public enum ConfigDefaults {
     public static let dockerHubRegistry = "https://registry-1.docker.io"
 }
 
-/// A DNS resolver: the system's (resolv.conf and /etc/hosts) or one at an address.
+/// A DNS resolver: the system's (resolv.conf and /etc/hosts), one at an address (plain DNS),
+/// or an encrypted one (DNS over TLS or HTTPS).
 public struct ResolverConfig: Sendable, Equatable {
     public let name: String
-    /// nil for `system`.
+    /// A plain resolver's address; nil for `system` and encrypted resolvers.
     public let address: SocketAddress?
     /// Answers from a trusted resolver are the reference other resolvers' answers are compared with.
     public let trusted: Bool
+    /// DNS over TLS or HTTPS; nil for plain resolvers.
+    public let encrypted: EncryptedResolver?
 
-    public init(name: String, address: SocketAddress?, trusted: Bool = false) {
+    public init(name: String, address: SocketAddress?, trusted: Bool = false, encrypted: EncryptedResolver? = nil) {
         self.name = name
         self.address = address
         self.trusted = trusted
+        self.encrypted = encrypted
+    }
+
+    /// "system", "plain", "dot" or "doh" (what `validate` prints).
+    public var kindName: String { encrypted?.kind.rawValue ?? (address == nil ? "system" : "plain") }
+
+    /// Where the resolver is, for details and `validate`.
+    public var location: String? {
+        if let address { return address.description }
+        guard let e = encrypted else { return nil }
+        switch e.kind {
+        case .dot: return e.connectAddress?.description
+        case .doh: return e.url?.description
+        }
     }
 
     public static let system = ResolverConfig(name: "system", address: nil)
+}
+
+/// A DNS-over-TLS (`"dot": "IP[:853]"`, `"tls_name"`) or DNS-over-HTTPS (`"doh":
+/// "https://host[:port]/dns-query"`, optional `"address"`) resolver.
+public struct EncryptedResolver: Sendable, Equatable {
+    public enum Kind: String, Sendable { case dot, doh }
+    public let kind: Kind
+    /// DoT: the resolver's address. DoH: `address` with the URL's port, or nil when the URL's
+    /// host is resolved by the system resolver.
+    public let connectAddress: SocketAddress?
+    /// The name its certificate must carry and SNI: DoT's `tls_name` (nil: the certificate must
+    /// name the address), DoH's URL host.
+    public let serverName: String?
+    /// DoH's URL.
+    public let url: EndpointURL?
+    /// A CA bundle for its certificate; nil: the system's trust store.
+    public let caFile: String?
+
+    public init(kind: Kind, connectAddress: SocketAddress?, serverName: String?, url: EndpointURL? = nil, caFile: String? = nil) {
+        self.kind = kind
+        self.connectAddress = connectAddress
+        self.serverName = serverName
+        self.url = url
+        self.caFile = caFile
+    }
+
+    /// The host and port a connection to it opens (an address, or the DoH URL's host).
+    public var endpoint: (host: String, port: UInt16) {
+        if let connectAddress { return (connectAddress.ip.description, connectAddress.port) }
+        return (url?.host ?? "", url?.port ?? 443)
+    }
 }
 
 /// A way out of the host.
@@ -101,14 +149,31 @@ public struct EgressPath: Sendable, Equatable {
     public let kind: Kind
     /// Where a discovered path came from ("environment", a file path); nil when configured.
     public let discoveredFrom: String?
+    /// `"ip_family"`: the names this host resolves for the path are asked, and dialed, in this
+    /// family only (nil: both, as Go's dialer). Through an HTTP proxy or socks5h:// the proxy
+    /// resolves the target, so it pins only the proxy's own name.
+    public let ipFamily: IPFamily?
 
-    public init(name: String, kind: Kind, discoveredFrom: String? = nil) {
+    public init(name: String, kind: Kind, discoveredFrom: String? = nil, ipFamily: IPFamily? = nil) {
         self.name = name
         self.kind = kind
         self.discoveredFrom = discoveredFrom
+        self.ipFamily = ipFamily
     }
 
     public static let direct = EgressPath(name: "direct", kind: .direct)
+
+    /// Where `ip_family` cannot apply on this path (`validate` prints it): the proxy resolves
+    /// the target's name itself, so only the proxy's own name is pinned, or nothing is.
+    public var ipFamilyNote: String? {
+        guard let family = ipFamily, case .proxy(let proxy) = kind else { return nil }
+        if proxy.scheme == "socks5" { return nil }  // this host resolves the target: pinned
+        let resolver = proxy.scheme == "socks5h" ? "the SOCKS5 proxy" : "the HTTP proxy"
+        if proxy.ipLiteral != nil {
+            return "note: ip_family \(family.rawValue) cannot apply: the proxy is an address and \(resolver) resolves the target itself"
+        }
+        return "note: ip_family pins only the proxy's own name; \(resolver) resolves the target itself"
+    }
 }
 
 /// What a target is, which decides how deep its probe goes.

@@ -275,7 +275,7 @@ struct Validator {
     // MARK: resolvers
 
     mutating func resolver(_ item: JSONValue, at path: String, seen: inout Set<String>) -> ResolverConfig? {
-        guard let dict = object(item, at: path, fields: ["name", "address", "trusted"]) else { return nil }
+        guard let dict = object(item, at: path, fields: ["name", "address", "trusted", "dot", "tls_name", "doh", "ca_file"]) else { return nil }
         let name = self.name(dict, at: path, seen: &seen)
         let trusted = bool(dict, "trusted", at: path) ?? false
         let addressText = string(dict, "address", at: path)
@@ -284,8 +284,66 @@ struct Validator {
             if addressText != nil { fail(join(path, "address"), "the system resolver reads /etc/resolv.conf; give another name to a resolver with an address") }
             return ResolverConfig(name: name, address: nil, trusted: trusted)
         }
+        let dot = string(dict, "dot", at: path), doh = string(dict, "doh", at: path)
+        let tlsName = string(dict, "tls_name", at: path)
+        var caFile = string(dict, "ca_file", at: path)
+        if let f = caFile, !SystemFile.isReadable(f) {
+            fail(join(path, "ca_file"), "cannot read \(f)")
+            caFile = nil
+        }
+        if dot == nil && doh == nil {
+            if tlsName != nil { fail(join(path, "tls_name"), "only a DNS-over-TLS resolver (\"dot\") has a tls_name") }
+            if caFile != nil { fail(join(path, "ca_file"), "only an encrypted resolver (\"dot\" or \"doh\") has a ca_file") }
+        }
+        if dot != nil && doh != nil {
+            fail(path, "give one of dot and doh")
+            return nil
+        }
+        if let dot {
+            if addressText != nil { fail(join(path, "address"), "a DNS-over-TLS resolver's address is its \"dot\"") }
+            guard let address = SocketAddress(parsing: dot, defaultPort: 853) else {
+                fail(join(path, "dot"), "\"\(dot)\" is not an IP address with an optional port (e.g. 223.5.5.5, 1.12.12.12:853, [2400:3200::1]:853)")
+                return nil
+            }
+            if let tlsName, tlsName.isEmpty || tlsName.contains(" ") || tlsName.contains("/") {
+                fail(join(path, "tls_name"), "\"\(tlsName)\" is not a host name")
+                return nil
+            }
+            return ResolverConfig(name: name, address: nil, trusted: trusted,
+                                  encrypted: EncryptedResolver(kind: .dot, connectAddress: address, serverName: tlsName, caFile: caFile))
+        }
+        if let doh {
+            if tlsName != nil { fail(join(path, "tls_name"), "a DNS-over-HTTPS resolver's certificate name is its URL's host") }
+            let url: EndpointURL
+            if Self.scheme(of: doh) != "https" {
+                fail(join(path, "doh"), "\(Self.redacted(doh)) is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)")
+                return nil
+            }
+            switch EndpointURL.parse(doh, defaultPorts: ["https": 443]) {
+            case .failure(let p):
+                fail(join(path, "doh"), "\(Self.redacted(doh)) \(p.message)")
+                return nil
+            case .success(let u): url = u
+            }
+            guard url.scheme == "https", url.username == nil else {
+                fail(join(path, "doh"), "\(Self.redacted(doh)) is not an https:// URL without credentials (e.g. https://dns.alidns.com/dns-query)")
+                return nil
+            }
+            var connect: SocketAddress?
+            if let addressText {
+                guard let ip = IPAddress(addressText) else {
+                    fail(join(path, "address"), "\"\(addressText)\" is not an IP address (where to reach the DoH host without asking a resolver)")
+                    return nil
+                }
+                connect = SocketAddress(ip: ip, port: url.port)
+            }
+            let normalized = EndpointURL(scheme: url.scheme, host: url.host, port: url.port, path: url.path.isEmpty ? "/dns-query" : url.path)
+            return ResolverConfig(name: name, address: nil, trusted: trusted,
+                                  encrypted: EncryptedResolver(kind: .doh, connectAddress: connect, serverName: url.ipLiteral == nil ? url.host : nil,
+                                                               url: normalized, caFile: caFile))
+        }
         guard let addressText else {
-            fail(join(path, "address"), "required for a resolver other than \"system\" (e.g. \"223.5.5.5\" or \"127.0.0.1:5353\")")
+            fail(join(path, "address"), "required for a resolver other than \"system\" (e.g. \"223.5.5.5\" or \"127.0.0.1:5353\"), unless it has \"dot\" or \"doh\"")
             return nil
         }
         guard let address = SocketAddress(parsing: addressText, defaultPort: 53) else {
@@ -300,7 +358,28 @@ struct Validator {
     static let proxySchemes = ["http", "https", "socks5", "socks5h"]
 
     mutating func path(_ item: JSONValue, at path: String, seen: inout Set<String>) -> EgressPath? {
-        guard let dict = object(item, at: path, fields: ["name", "interface", "source_address", "proxy"]) else { return nil }
+        guard let dict = object(item, at: path, fields: ["name", "interface", "source_address", "proxy", "ip_family"]) else { return nil }
+        var family: IPFamily?
+        if let text = string(dict, "ip_family", at: path) {
+            guard let f = IPFamily(rawValue: text) else {
+                fail(join(path, "ip_family"), "\"\(text)\" is not \"ipv4\" or \"ipv6\"")
+                return nil
+            }
+            family = f
+        }
+        guard let kind = pathKind(dict, at: path, seen: &seen) else { return nil }
+        if let family, case .sourceAddress(let ip) = kind.kind, !family.contains(ip) {
+            fail(join(path, "ip_family"), "\(family.rawValue) cannot be dialed from source_address \(ip)")
+            return nil
+        }
+        if let family, case .proxy(let url) = kind.kind, let ip = url.ipLiteral, !family.contains(ip) {
+            fail(join(path, "ip_family"), "\(family.rawValue) cannot be dialed to the proxy's address \(ip)")
+            return nil
+        }
+        return EgressPath(name: kind.name, kind: kind.kind, ipFamily: family)
+    }
+
+    private mutating func pathKind(_ dict: [String: JSONValue], at path: String, seen: inout Set<String>) -> (name: String, kind: EgressPath.Kind)? {
         let name = self.name(dict, at: path, seen: &seen)
         let interface = string(dict, "interface", at: path)
         let source = string(dict, "source_address", at: path)
@@ -316,14 +395,14 @@ struct Validator {
                 fail(join(path, "interface"), "\"\(interface)\" is not an interface name (1 to 15 characters, no '/' or spaces)")
                 return nil
             }
-            return EgressPath(name: name, kind: .interface(interface))
+            return (name, .interface(interface))
         }
         if let source {
             guard let ip = IPAddress(source) else {
                 fail(join(path, "source_address"), "\"\(source)\" is not an IP address")
                 return nil
             }
-            return EgressPath(name: name, kind: .sourceAddress(ip))
+            return (name, .sourceAddress(ip))
         }
         if let proxy {
             if let scheme = Self.scheme(of: proxy), !Self.proxySchemes.contains(scheme) {
@@ -343,10 +422,10 @@ struct Validator {
                     fail(join(path, "proxy"), "a proxy URL has no path (found \"\(url.path)\")")
                     return nil
                 }
-                return EgressPath(name: name, kind: .proxy(url))
+                return (name, .proxy(url))
             }
         }
-        return EgressPath(name: name, kind: .direct)
+        return (name, .direct)
     }
 
     /// The lower-cased scheme of a URL written as text, if it has one.

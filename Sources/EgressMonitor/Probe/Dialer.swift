@@ -15,103 +15,133 @@ struct Dialer {
         }
     }
 
-    func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
+    /// A stream to `host`:`port` over the probe's path. `countedAs` is the phase this runs
+    /// inside when it is a second connection (the token realm's, a CDN's): its steps are then
+    /// counted as that phase (`ProbeRun.phase`). `pinned: false` ignores the path's
+    /// `ip_family` (an encrypted resolver is reached in its own family, as a resolver in
+    /// resolv.conf is).
+    func open(host: String, port: UInt16, resolverName: String?, run: ProbeRun,
+              countedAs outer: Phase?, pinned: Bool = true) async throws(ProbeFailure) -> any ByteStream {
         let binding = Self.binding(for: run.path)
+        let family = pinned ? run.path.ipFamily : nil
         switch run.path.kind {
         case .proxy(let proxy):
-            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run)
+            return try await openThroughProxy(proxy, host: host, port: port, resolverName: resolverName, run: run,
+                                              countedAs: outer, family: family)
         case .direct, .interface, .sourceAddress:
             // A path that cannot be set up fails as such, before its DNS query (which follows
             // the path) could report the same cause as a resolver failure.
             do { try binding.check() } catch {
-                throw ProbeFailure(.connect, .pathSetupFailed, "cannot set up a socket for path \(run.path.name): \(error)")
+                throw Self.setupFailure(error, path: run.path)
             }
             let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
             let addresses: [IPAddress]
             if let literal = IPAddress(host) {
+                if pinned { try Self.checkFamily(of: literal, host: host, path: run.path) }
                 addresses = [literal]
             } else {
                 let trusted = resolvers.first { $0.trusted }
                 let publicHost = host == run.target.url.host && run.target.isPublic
-                addresses = try await run.phase(.dns) { deadline throws(ProbeFailure) in
+                addresses = try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
                     try await resolution.resolveForProbe(host, resolver: resolver, trusted: trusted, publicHost: publicHost,
-                                                         binding: binding, deadline: deadline)
+                                                         binding: binding, family: family, deadline: deadline,
+                                                         opener: resolverOpener(run))
                 }
             }
-            return try await run.phase(.connect) { deadline throws(ProbeFailure) in
+            return try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(addresses.map { SocketAddress(ip: $0, port: port) }, binding: binding,
                                   deadline: deadline, run: run)
             }
         }
     }
 
-    /// Through a proxy: `dns` resolves what this host must resolve itself (the proxy's name,
-    /// and the target's for socks5://, where the agent resolves), `connect` reaches the proxy,
-    /// `proxy` is the TLS to an https:// proxy plus the CONNECT or SOCKS5 exchange. A proxy that
-    /// cannot be reached fails as `proxy`/`proxy_connect_failed`: the path's proxy is down.
+    /// Through a proxy, in three steps, each in the phase named where it runs. What fails on the
+    /// way to the proxy itself (its name, its port, its TLS) is the path's proxy being down:
+    /// `proxy`/`proxy_connect_failed`, whichever phase was timing it.
     func openThroughProxy(_ proxy: EndpointURL, host: String, port: UInt16, resolverName: String?,
-                          run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
-        let targetResolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
-        let localResolution = proxy.scheme == "socks5"
+                          run: ProbeRun, countedAs outer: Phase?, family: IPFamily?) async throws(ProbeFailure) -> any ByteStream {
+        // 1. dns: what this host must resolve itself: the proxy's name unless it is an IP
+        //    literal, and for socks5:// the target's (socks5h:// and CONNECT send the name).
         var proxyAddresses = proxy.ipLiteral.map { [$0] } ?? []
-        var targetAddress: IPAddress? = IPAddress(host)
-        if proxyAddresses.isEmpty || (localResolution && targetAddress == nil) {
-            try await run.phase(.dns) { deadline throws(ProbeFailure) in
-                if proxyAddresses.isEmpty {
+        var targetAddress = IPAddress(host)
+        let resolveProxy = proxyAddresses.isEmpty
+        let resolveTarget = proxy.scheme == "socks5" && targetAddress == nil
+        if resolveProxy || resolveTarget {
+            let resolver = resolverName.flatMap { n in resolvers.first { $0.name == n } } ?? .system
+            try await run.phase(.dns, countedAs: outer) { deadline throws(ProbeFailure) in
+                if resolveProxy {
                     do throws(ProbeFailure) {
-                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none, deadline: deadline)
+                        proxyAddresses = try await resolution.resolve(proxy.host, resolver: .system, binding: .none,
+                                                                      family: family, deadline: deadline)
                     } catch {
                         throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot resolve the proxy \(proxy): \(error.detail)")
                     }
                 }
-                if localResolution && targetAddress == nil {
+                if resolveTarget {
                     targetAddress = try await resolution.resolveForProbe(
-                        host, resolver: targetResolver, trusted: resolvers.first { $0.trusted },
-                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none, deadline: deadline).first
+                        host, resolver: resolver, trusted: resolvers.first { $0.trusted },
+                        publicHost: host == run.target.url.host && run.target.isPublic, binding: .none,
+                        family: family, deadline: deadline, opener: resolverOpener(run)).first
                 }
             }
         }
+        // 2. connect: to the proxy.
         let socket: Socket
         do throws(ProbeFailure) {
-            socket = try await run.phase(.connect) { deadline throws(ProbeFailure) in
+            socket = try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(proxyAddresses.map { SocketAddress(ip: $0, port: proxy.port) }, binding: .none,
                                   deadline: deadline, run: run)
             }
         } catch {
             throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
         }
-        let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
-        return try await run.phase(.proxy) { deadline throws(ProbeFailure) in
-            var toProxy: any ByteStream = socket
+        // The family toward the target where this host knows it (socks5://), else the proxy's.
+        if let targetAddress { run.ipProtocol = IPFamily(of: targetAddress).number }
+        // 3. proxy: TLS to an https:// proxy, then the CONNECT or SOCKS5 exchange.
+        let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
+        return try await run.phase(.proxy, countedAs: outer) { deadline throws(ProbeFailure) in
+            let toProxy: any ByteStream
             do throws(ProbeFailure) {
-                if proxy.scheme == "https" {
-                    do {
-                        let context = try TLSContext.client(caFile: nil)
-                        toProxy = try await TLSConnection.handshake(over: socket, context: context,
-                                                                    serverName: proxy.ipLiteral == nil ? proxy.host : nil,
-                                                                    ipAddress: proxy.ipLiteral, deadline: deadline)
-                    } catch {
-                        throw ProbeFailure(.proxy, .proxyConnectFailed, "TLS to the proxy \(proxy): \(error)")
-                    }
-                }
-                do throws(ProxyError) {
-                    switch proxy.scheme {
-                    case "socks5", "socks5h":
-                        let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
-                        return try await SOCKS5Tunnel.open(over: toProxy, to: destination, port: port,
-                                                           credentials: credentials, deadline: deadline)
-                    default:
-                        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-                        return try await HTTPConnectTunnel.open(over: toProxy, authority: authority,
-                                                                credentials: credentials, deadline: deadline)
-                    }
-                } catch {
-                    throw Self.failure(for: error, proxy: proxy)
-                }
+                toProxy = try await proxyTLS(over: socket, proxy: proxy, deadline: deadline)
             } catch {
-                toProxy.close()
+                socket.close()
                 throw error
             }
+            do throws(ProxyError) {
+                return try await Self.tunnel(over: toProxy, proxy: proxy, destination: destination, host: host, port: port,
+                                             deadline: deadline)
+            } catch {
+                toProxy.close()
+                throw Self.failure(for: error, proxy: proxy)
+            }
+        }
+    }
+
+    /// TLS to an https:// proxy (trusted as the system trusts); the socket itself for others.
+    private func proxyTLS(over socket: Socket, proxy: EndpointURL, deadline: Deadline) async throws(ProbeFailure) -> any ByteStream {
+        guard proxy.scheme == "https" else { return socket }
+        do {
+            let context = try TLSContext.client(caFile: nil)
+            return try await TLSConnection.handshake(over: socket, context: context,
+                                                     serverName: proxy.ipLiteral == nil ? proxy.host : nil,
+                                                     ipAddress: proxy.ipLiteral, deadline: deadline)
+        } catch {
+            throw ProbeFailure(.proxy, .proxyConnectFailed, "TLS to the proxy \(proxy): \(error)")
+        }
+    }
+
+    /// The SOCKS5 or CONNECT exchange that turns the stream to the proxy into one to the target.
+    private static func tunnel(over toProxy: any ByteStream, proxy: EndpointURL, destination: SOCKS5Tunnel.Destination,
+                               host: String, port: UInt16, deadline: Deadline) async throws(ProxyError) -> any ByteStream {
+        let credentials = proxy.username.map { ProxyCredentials(username: $0, password: proxy.password ?? "") }
+        switch proxy.scheme {
+        case "socks5", "socks5h":
+            return try await SOCKS5Tunnel.open(over: toProxy, to: destination, port: port,
+                                               credentials: credentials, deadline: deadline)
+        default:
+            let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            return try await HTTPConnectTunnel.open(over: toProxy, authority: authority,
+                                                    credentials: credentials, deadline: deadline)
         }
     }
 
@@ -127,32 +157,37 @@ struct Dialer {
         }
     }
 
-    /// Tries the addresses in order; each attempt gets an equal share of the time left, so one
-    /// blackholed address cannot use up the whole phase. The last failure is the one reported.
+    /// Connections to an encrypted resolver follow the probe's path like the probe's own
+    /// (binding, proxy), their steps counted in the `dns` phase that asks.
+    func resolverOpener(_ run: ProbeRun) -> ResolverStreamOpener {
+        { host, port throws(ProbeFailure) in
+            try await open(host: host, port: port, resolverName: nil, run: run, countedAs: .dns, pinned: false)
+        }
+    }
+
+    /// Dials as Go's net.Dialer does (``HappyEyeballs``: RFC 6724 order, the other family 300 ms
+    /// later, first connection wins); records the address that won and its family.
     func connect(_ addresses: [SocketAddress], binding: SocketBinding, deadline: Deadline,
                  run: ProbeRun) async throws(ProbeFailure) -> Socket {
-        var last = ProbeFailure(.connect, .tcpTimeout, "no address to connect to")
-        for (i, address) in addresses.enumerated() {
-            let share = deadline.remainingSeconds / Double(addresses.count - i)
-            let attemptDeadline = deadline.capped(atSecondsFromNow: share)
-            let socket: Socket
-            do {
-                socket = try binding.makeSocket(for: address)
-            } catch {
-                throw ProbeFailure(.connect, .pathSetupFailed, "cannot set up a socket for path \(run.path.name): \(error)")
-            }
-            do {
-                try await socket.connect(to: address, deadline: attemptDeadline)
-                socket.setNoDelay()
-                run.address = address.description
-                return socket
-            } catch {
-                socket.close()
-                last = Self.failure(for: error, address: address)
-                if case .cancelled = error { throw last }
+        do {
+            let dialed = try await HappyEyeballs(binding: binding).connect(addresses, deadline: deadline)
+            run.address = dialed.address.description
+            run.ipProtocol = IPFamily(of: dialed.address.ip).number
+            return dialed.socket
+        } catch {
+            switch error {
+            case .setup(let e): throw Self.setupFailure(e, path: run.path)
+            case .noSuitableAddress(let why):
+                throw ProbeFailure(.connect, .pathSetupFailed, "cannot connect over path \(run.path.name): \(why)")
+            case .connect(let address, let e): throw Self.failure(for: e, address: address)
             }
         }
-        throw last
+    }
+
+    /// A literal address of the family the path is not pinned to fails before any packet.
+    static func checkFamily(of literal: IPAddress, host: String, path: EgressPath) throws(ProbeFailure) {
+        guard let family = path.ipFamily, !family.contains(literal) else { return }
+        throw ProbeFailure(.dns, .dnsNoAddress, "\(host) is not an \(family == .ipv4 ? "IPv4" : "IPv6") address, and path \(path.name) is pinned to \(family.rawValue)")
     }
 
     static func failure(for error: NetError, address: SocketAddress) -> ProbeFailure {
@@ -165,7 +200,17 @@ struct Dialer {
         case .hostUnreachable: return ProbeFailure(.connect, .hostUnreachable, detail)
         case .permissionDenied: return ProbeFailure(.connect, .pathSetupFailed, detail)
         case .cancelled: return ProbeFailure(.connect, .tcpTimeout, detail)
-        case .protocolFailure, .system: return ProbeFailure(.connect, .netUnreachable, detail)
+        // What NetError.from leaves as .system is not the network's answer (that is refused,
+        // reset, unreachable or timed out): it is this host that could not connect, most often
+        // for want of descriptors, buffers or local ports (EADDRNOTAVAIL).
+        case .protocolFailure, .system: return ProbeFailure(.connect, .localResourceExhausted, detail)
         }
+    }
+
+    /// A socket for the path could not be made: this host's shortage (EMFILE...) or the path's
+    /// own setup (a missing interface, a source address that is not local, no CAP_NET_RAW).
+    static func setupFailure(_ error: NetError, path: EgressPath) -> ProbeFailure {
+        let detail = "cannot set up a socket for path \(path.name): \(error)"
+        return ProbeFailure(.connect, error.isLocalResourceShortage ? .localResourceExhausted : .pathSetupFailed, detail)
     }
 }

@@ -29,6 +29,11 @@ public enum FailureReason: String, CaseIterable, Sendable, Codable {
     /// source address not local). Added to the contract's list: a path misconfiguration is not
     /// a network failure.
     case pathSetupFailed = "path_setup_failed"
+    /// This host could not do its part: out of file descriptors (EMFILE, ENFILE), memory or
+    /// socket buffers (ENOMEM, ENOBUFS), local ports (EADDRNOTAVAIL at connect), or another
+    /// local system call failed. Added to the contract's list: the agent's own trouble is not
+    /// the network's (before, it was counted as `net_unreachable`).
+    case localResourceExhausted = "local_resource_exhausted"
     // proxy
     case proxyConnectFailed = "proxy_connect_failed"
     case proxyAuthRequired = "proxy_auth_required"

@@ -6,11 +6,15 @@ public struct ProbeFailure: Error, Sendable, Equatable, CustomStringConvertible 
     public let phase: Phase
     public let reason: FailureReason
     public let detail: String
+    /// For `dns_suspicious_answer` from a disagreement with the trusted resolver: the resolver
+    /// whose answer disagreed (`egress_dns_answers_disagree_total`'s label).
+    public var disagreeingResolver: String?
 
-    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String) {
+    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String, disagreeingResolver: String? = nil) {
         self.phase = phase
         self.reason = reason
         self.detail = detail
+        self.disagreeingResolver = disagreeingResolver
     }
 
     public var description: String { "\(phase.rawValue)/\(reason.rawValue): \(detail)" }
@@ -31,6 +35,8 @@ public struct ProbeResult: Sendable {
     public let failure: ProbeFailure?
     /// The address connected to (the proxy's, on a proxy path), for people only.
     public let address: String?
+    /// 4 or 6: the family of the connection that carried the probe (``ProbeRun/ipProtocol``).
+    public let ipProtocol: Int?
     /// What the TLS handshake established, when one completed.
     public let tls: TLSSessionInfo?
     /// The status of the last HTTP answer, when one arrived.
@@ -42,7 +48,7 @@ public struct ProbeResult: Sendable {
 
     public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
                 failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil,
-                registry: RegistryObservation? = nil) {
+                registry: RegistryObservation? = nil, ipProtocol: Int? = nil) {
         self.target = target
         self.path = path
         self.startedAt = startedAt
@@ -53,6 +59,7 @@ public struct ProbeResult: Sendable {
         self.tls = tls
         self.httpStatus = httpStatus
         self.registry = registry
+        self.ipProtocol = ipProtocol
     }
 }
 

@@ -12,6 +12,9 @@ public final class ProbeRun {
     private let phaseTimeouts: [Phase: Double]
     public private(set) var phases: [Phase: Double] = [:]
     public var address: String?
+    /// 4 or 6: the family of the address dialed toward the target (on a proxy path, the
+    /// target's when this host resolved it for SOCKS5, else the proxy's).
+    public var ipProtocol: Int?
     public var tls: TLSSessionInfo?
     public var httpStatus: Int?
     /// What the registry phases saw.
@@ -36,19 +39,28 @@ public final class ProbeRun {
 
     /// Runs one phase with its deadline and records how long it took when it completes.
     ///
-    /// Inside another phase (the `auth` phase opening a connection to the token realm, the
-    /// `blob` phase following a redirect to a CDN), the inner steps get the earlier of their own
-    /// and the enclosing phase's deadline, record no time of their own (it is the enclosing
-    /// phase's), and fail as the enclosing phase with their own reason: `auth`/`tcp_timeout`
-    /// says the token host could not be reached.
-    public func phase<T>(_ phase: Phase, _ body: (Deadline) async throws(ProbeFailure) -> T) async throws(ProbeFailure) -> T {
-        if let outer = enclosing {
+    /// A phase may run inside another in two ways, and the call site says which:
+    /// - the same phase again (a request of the `blob` phase inside the `blob` phase): it is
+    ///   part of the phase that runs;
+    /// - a step of a new connection opened inside a phase (the `auth` phase reaching the token
+    ///   realm, the `blob` phase following a redirect to a CDN): the caller passes
+    ///   `countedAs: outer`, and the step gets the earlier of its own and the enclosing phase's
+    ///   deadline, records no time of its own (it is the enclosing phase's) and fails as the
+    ///   enclosing phase with its own reason: `auth`/`tcp_timeout` says the token host could not
+    ///   be reached.
+    /// Any other nesting is a bug and traps, so no failure is relabelled behind a caller's back.
+    public func phase<T>(_ phase: Phase, countedAs outer: Phase? = nil,
+                         _ body: (Deadline) async throws(ProbeFailure) -> T) async throws(ProbeFailure) -> T {
+        if let enclosing {
+            precondition(phase == enclosing.phase || outer == enclosing.phase,
+                         "phase \(phase) inside \(enclosing.phase) without countedAs: .\(enclosing.phase)")
             do {
-                return try await body(min(deadline(for: phase), outer.deadline))
+                return try await body(min(deadline(for: phase), enclosing.deadline))
             } catch {
-                throw ProbeFailure(outer.phase, error.reason, error.detail)
+                throw ProbeFailure(enclosing.phase, error.reason, error.detail)
             }
         }
+        precondition(outer == nil, "phase \(phase) counted as \(outer!) outside it")
         let start = MonotonicClock.nanoseconds()
         let phaseDeadline = deadline(for: phase)
         enclosing = (phase, phaseDeadline)

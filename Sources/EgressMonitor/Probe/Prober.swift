@@ -49,7 +49,7 @@ public struct ProbeEngine: Sendable {
         return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
                            duration: MonotonicClock.seconds(since: start), phases: run.phases,
                            failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus,
-                           registry: run.registry)
+                           registry: run.registry, ipProtocol: run.ipProtocol)
     }
 }
 
@@ -61,13 +61,14 @@ struct ProbeSteps: Sendable {
 
     func open(_ run: ProbeRun) async throws(ProbeFailure) -> any ByteStream {
         try await dialer.open(host: run.target.url.host, port: run.target.url.port,
-                              resolverName: run.target.resolver, run: run)
+                              resolverName: run.target.resolver, run: run, countedAs: nil)
     }
 
     /// The `tls` phase: SNI and hostname check for a name, IP check for an IP literal. `url`
     /// is the host being reached (the target's, or a token realm's or CDN's), trusted as the
     /// target is trusted.
-    func tls(over stream: any ByteStream, _ run: ProbeRun, url: EndpointURL? = nil) async throws(ProbeFailure) -> TLSConnection {
+    func tls(over stream: any ByteStream, _ run: ProbeRun, url: EndpointURL? = nil,
+             countedAs outer: Phase? = nil) async throws(ProbeFailure) -> TLSConnection {
         let target = run.target
         let url = url ?? target.url
         let context: TLSContext
@@ -75,7 +76,7 @@ struct ProbeSteps: Sendable {
             throw ProbeFailure(.tls, .tlsCertUntrusted, error.detail)
         }
         let ip = url.ipLiteral
-        return try await run.phase(.tls) { deadline throws(ProbeFailure) in
+        return try await run.phase(.tls, countedAs: outer) { deadline throws(ProbeFailure) in
             do throws(TLSError) {
                 let conn = try await TLSConnection.handshake(over: stream, context: context,
                                                              serverName: ip == nil ? url.host : nil,

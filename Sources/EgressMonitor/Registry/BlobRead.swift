@@ -24,7 +24,7 @@ enum BlobRead {
                     response = try await session.request(pathAndQuery, phase: .blob, headers: headers, bodyLimit: limit,
                                                          truncate: true, keepBody: false)
                 } else {
-                    let stream = try await session.open(url)
+                    let stream = try await session.open(url, countedAs: .blob)
                     defer { stream.close() }
                     response = try await session.steps.request(pathAndQuery, over: stream, phase: .blob, url: url,
                                                                bodyLimit: limit, truncate: true, keepBody: false, run: run)

@@ -22,16 +22,18 @@ final class RegistrySession {
 
     /// Opens the first connection: the probe's `dns`, `connect`, `proxy` and `tls` phases.
     func connect() async throws(ProbeFailure) {
-        registryStream = try await open(run.target.url)
+        registryStream = try await open(run.target.url, countedAs: nil)
     }
 
     /// A stream to `url`'s host over the probe's path (TLS for https), trusting what the target
-    /// trusts. Inside a phase, its steps count as that phase (see `ProbeRun.phase`).
-    func open(_ url: EndpointURL) async throws(ProbeFailure) -> any ByteStream {
-        let raw = try await steps.dialer.open(host: url.host, port: url.port, resolverName: run.target.resolver, run: run)
+    /// trusts. Opened inside a phase (`countedAs`), its steps count as that phase
+    /// (see `ProbeRun.phase`).
+    func open(_ url: EndpointURL, countedAs outer: Phase?) async throws(ProbeFailure) -> any ByteStream {
+        let raw = try await steps.dialer.open(host: url.host, port: url.port, resolverName: run.target.resolver,
+                                              run: run, countedAs: outer)
         guard url.scheme == "https" else { return raw }
         do {
-            return try await steps.tls(over: raw, run, url: url)
+            return try await steps.tls(over: raw, run, url: url, countedAs: outer)
         } catch {
             raw.close()
             throw error
@@ -43,7 +45,8 @@ final class RegistrySession {
                  bodyLimit: Int = 1024 * 1024, truncate: Bool = false,
                  keepBody: Bool = true) async throws(ProbeFailure) -> HTTPClientResponse {
         try await run.phase(phase) { _ throws(ProbeFailure) in
-            if registryStream == nil { registryStream = try await open(run.target.url) }
+            // The server closed the kept connection: a new one, its steps counted as this phase.
+            if registryStream == nil { registryStream = try await open(run.target.url, countedAs: phase) }
             let response = try await steps.request(pathAndQuery, method: method, over: registryStream!, phase: phase,
                                                    headers: headers, keepAlive: true, url: run.target.url,
                                                    bodyLimit: bodyLimit, truncate: truncate, keepBody: keepBody, run: run)

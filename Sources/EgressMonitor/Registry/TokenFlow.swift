@@ -65,7 +65,7 @@ struct TokenFlow {
             headers.append(("Authorization", "Basic " + Base64.encode("\(login.username):\(login.password)".utf8)))
         }
         let response: HTTPClientResponse = try await run.phase(.auth) { _ throws(ProbeFailure) in
-            let stream = try await session.open(url)
+            let stream = try await session.open(url, countedAs: .auth)
             defer { stream.close() }
             return try await session.steps.request(path, over: stream, phase: .auth, headers: headers, url: url,
                                                    bodyLimit: 256 * 1024, run: run)

@@ -8,13 +8,12 @@ public enum ValidateCommand {
         let phaseTimeouts = Phase.allCases.compactMap { p in config.phaseTimeouts[p].map { "\(p.rawValue) \(seconds($0))" } }
         if !phaseTimeouts.isEmpty { timing += " (\(phaseTimeouts.joined(separator: ", ")))" }
         out += timing + ", at most \(config.concurrency) probes at once; listens on \(config.listen)\n"
-        out += "  resolvers: " + config.resolvers.map { r in
-            r.address.map { "\(r.name) (\($0)\(r.trusted ? ", trusted" : ""))" } ?? r.name
-        }.joined(separator: ", ") + "\n"
+        out += "  resolvers: " + config.resolvers.map(describe).joined(separator: ", ") + "\n"
 
         out += "  paths:\n"
         out += columns(config.paths.map { p in
-            [p.name, describe(p.kind), p.discoveredFrom.map { "discovered from \($0)" } ?? ""]
+            [p.name, describe(p.kind) + (p.ipFamily.map { ", \($0.rawValue) only" } ?? ""),
+             p.discoveredFrom.map { "discovered from \($0)" } ?? "", p.ipFamilyNote ?? ""]
         }, indent: "    ")
         out += "  targets:\n"
         out += columns(config.targets.map { t in
@@ -59,6 +58,18 @@ public enum ValidateCommand {
         let count = error.issues.count
         return "\(source): \(count) error\(count == 1 ? "" : "s")\n"
             + error.issues.map { "  \($0)\n" }.joined()
+    }
+
+    /// "lab (plain 127.0.0.1:5353)", "ali (dot 223.5.5.5:853 dns.alidns.com, trusted)".
+    static func describe(_ r: ResolverConfig) -> String {
+        guard let location = r.location else { return r.name + (r.trusted ? " (trusted)" : "") }
+        var about = "\(r.kindName) \(location)"
+        if let e = r.encrypted {
+            if e.kind == .dot, let name = e.serverName { about += " \(name)" }
+            if e.kind == .doh, let a = e.connectAddress { about += " at \(a.ip)" }
+            if let ca = e.caFile { about += ", CA \(ca)" }
+        }
+        return "\(r.name) (\(about)\(r.trusted ? ", trusted" : ""))"
     }
 
     static func describe(_ kind: EgressPath.Kind) -> String {

@@ -69,6 +69,9 @@ public enum Hints {
         .pathSetupFailed: Hint(
             meaning: "The socket could not be set up for this path: the interface is missing or down, the source address is not on this host, or the agent lacks CAP_NET_RAW to bind to an interface.",
             advice: "fix the path's interface or source_address in the config, or give the agent CAP_NET_RAW (AmbientCapabilities= in its unit)."),
+        .localResourceExhausted: Hint(
+            meaning: "The fault is on this host, not the network: the agent could not open or connect a socket for want of file descriptors, memory, socket buffers or local ports (EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL).",
+            advice: "raise the agent's descriptor limit (LimitNOFILE= in its unit), lower probe concurrency, or look for what else on this host uses up descriptors or ports."),
         // proxy
         .proxyConnectFailed: Hint(
             meaning: "The proxy could not be reached, or did not answer.",

@@ -199,7 +199,7 @@ enum StatusPage {
         html += "</td><td>\(e.duration.map(Format.duration) ?? "")</td><td>\(phaseTimes(e))</td>"
         html += "<td>\(e.lastSuccessAt.map { "\(Format.age(now - $0)) ago" } ?? "")</td><td>"
         var connection: [String] = []
-        if let a = e.address { connection.append("<code>\(escape(a))</code>") }
+        if let a = e.address { connection.append("<code>\(escape(a))</code>" + (e.ipProtocol.map { " IPv\($0)" } ?? "")) }
         if let v = e.tlsVersion { connection.append(escape(v)) }
         if let notAfter = e.certNotAfter {
             let days = Int(((notAfter - now) / 86_400).rounded(.down))

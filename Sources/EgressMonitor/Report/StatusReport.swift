@@ -56,6 +56,8 @@ public struct StatusReport: Sendable {
         public let phases: [String: Double]
         public let duration: Double?
         public let address: String?
+        /// 4 or 6: the family of the connection that carried the probe.
+        public let ipProtocol: Int?
         public let tlsVersion: String?
         public let tlsCipher: String?
         public let certNotAfter: Double?
@@ -76,6 +78,7 @@ public struct StatusReport: Sendable {
             case httpStatus = "http_status", startedAt = "started_at", lastSuccessAt = "last_success_at"
             case rateLimitLimit = "rate_limit_limit", rateLimitRemaining = "rate_limit_remaining", digests
             case blobBytesPerSecond = "blob_bytes_per_second"
+            case ipProtocol = "ip_protocol"
         }
 
         public init(target: String, path: String, last r: ProbeResult?, lastSuccessAt: Double?) {
@@ -89,6 +92,7 @@ public struct StatusReport: Sendable {
             phases = Dictionary(uniqueKeysWithValues: (r?.phases ?? [:]).map { ($0.key.rawValue, $0.value) })
             duration = r?.duration
             address = r?.address
+            ipProtocol = r?.ipProtocol
             tlsVersion = r?.tls?.version
             tlsCipher = r?.tls?.cipher
             certNotAfter = r?.tls?.earliestNotAfter
@@ -115,6 +119,7 @@ public struct StatusReport: Sendable {
                 CodingKeys.phases.rawValue: .object(phases.mapValues { .number($0) }),
                 CodingKeys.duration.rawValue: duration.json,
                 CodingKeys.address.rawValue: address.json,
+                CodingKeys.ipProtocol.rawValue: ipProtocol.json,
                 CodingKeys.tlsVersion.rawValue: tlsVersion.json,
                 CodingKeys.tlsCipher.rawValue: tlsCipher.json,
                 CodingKeys.certNotAfter.rawValue: certNotAfter.json,

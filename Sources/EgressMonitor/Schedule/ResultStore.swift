@@ -112,6 +112,10 @@ public final class ResultStore: Sendable {
         guard known.known else { return }
         metrics.increment(Catalogue.probeRuns, labels)
         metrics.set(Catalogue.probeSuccess, labels, result.success ? 1 : 0)
+        if let resolver = result.failure?.disagreeingResolver {
+            metrics.increment(Catalogue.dnsAnswersDisagree, labels + [resolver])
+        }
+        if let family = result.ipProtocol { metrics.set(Catalogue.probeIPProtocol, labels, Double(family)) }
         metrics.observe(Catalogue.probeDuration, labels, result.duration)
         for (phase, seconds) in result.phases.sorted(by: { $0.key < $1.key }) {
             metrics.observe(Catalogue.phaseDuration, labels + [phase.rawValue], seconds)

@@ -14,32 +14,46 @@ public struct WebSettings: Sendable {
     }
 }
 
-/// A response body written in pieces as it is produced (HTTP/1.1 chunked transfer coding), for
-/// answers too large to build whole: the exposition of 2,000 target x path pairs is about 14 MB.
+/// What the listener answers: a status, headers, and a body that says what it is — bytes
+/// known before the head goes out, or a stream written in pieces as it is produced.
 ///
-/// The listener puts an empty slot in the task-local ``current`` while its handler runs; a
-/// handler that can stream its answer puts a producer in the slot (``offer(_:)``) and returns
-/// the response's status and headers with an empty body. Without a listener around it (a
-/// handler called directly, as tests do) there is no slot, and the handler builds its body as
-/// before. An HTTP/1.0 client gets the pieces without chunked coding, the end of the body
-/// marked by closing the connection; an answer to HEAD has the head only.
-public final class StreamedBody: Sendable {
+/// A stream is for answers too large to build whole: the exposition of 2,000 target x path
+/// pairs is about 14 MB. An HTTP/1.1 client gets it with chunked transfer coding; an HTTP/1.0
+/// client gets the pieces as they are, the end of the body marked by closing the connection;
+/// an answer to HEAD has the head only.
+public struct ServerResponse: Sendable {
     /// Writes one piece; the bytes are valid only during the call.
     public typealias Write = (UnsafeBufferPointer<UInt8>) async throws(NetError) -> Void
+    /// Produces a streamed body by calling `write` for each piece.
     public typealias Producer = @Sendable (_ write: Write) async throws(NetError) -> Void
 
-    @TaskLocal public static var current: StreamedBody?
-
-    private let producer = Mutex<Producer?>(nil)
-
-    init() {}
-
-    /// Answers with `produce`'s pieces instead of the returned response's body.
-    public func offer(_ produce: @escaping Producer) {
-        producer.withLock { $0 = produce }
+    public enum Body: Sendable {
+        /// The whole body, sent with its `Content-Length`.
+        case bytes([UInt8])
+        /// A body produced while it is sent.
+        case stream(Producer)
     }
 
-    fileprivate func take() -> Producer? { producer.withLock { p in defer { p = nil }; return p } }
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: Body
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: Body) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A response whose body is `bytes`.
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body bytes: [UInt8] = []) {
+        self.init(status: status, headers: headers, body: .bytes(bytes))
+    }
+
+    /// The body's bytes, or nil for a stream.
+    public var bytes: [UInt8]? {
+        if case .bytes(let b) = body { return b }
+        return nil
+    }
 }
 
 /// The agent's small HTTP/1.1 listener. Bounded everywhere: connections, request line and
@@ -63,7 +77,7 @@ public final class HTTPServer: Sendable {
         public init() {}
     }
 
-    public typealias Handler = @Sendable (HTTPRequestMessage) async -> HTTPResponse
+    public typealias Handler = @Sendable (HTTPRequestMessage) async -> ServerResponse
 
     private let listener: Socket
     private let limits: Limits
@@ -210,45 +224,23 @@ public final class HTTPServer: Sendable {
             guard let request else { return }
             served += 1
             setBusy(id, true)
-            var response: HTTPResponse
-            var streamed: StreamedBody.Producer?
+            var response: ServerResponse
             if await authorized(request, web: web) {
-                let slot = StreamedBody()
-                response = await StreamedBody.$current.withValue(slot) { await handler(request) }
-                streamed = slot.take()
+                response = await handler(request)
             } else {
-                response = HTTPResponse(status: 401, headers: ["WWW-Authenticate": #"Basic realm="egress-monitor""#,
-                                                                "Content-Type": "text/plain; charset=utf-8"],
-                                        body: Array("authentication required\n".utf8))
+                response = ServerResponse(status: 401, headers: ["WWW-Authenticate": #"Basic realm="egress-monitor""#,
+                                                                  "Content-Type": "text/plain; charset=utf-8"],
+                                          body: Array("authentication required\n".utf8))
             }
             // A streamed answer to an HTTP/1.0 client has no chunked coding: its body ends
             // where the connection does.
-            let streamsUntilClose = streamed != nil && request.head.version == .http1_0
+            let streamsUntilClose = response.bytes == nil && request.head.version == .http1_0
             let keepAlive = request.head.keepAlive && served < limits.maxRequestsPerConnection && !streamsUntilClose
             if !keepAlive { response.headers.add("Connection", "close") }
             let includeBody = request.head.method != "HEAD"
             let deadline = Deadline.after(seconds: limits.writeTimeout)
             do {
-                if let streamed {
-                    try await stream.write(Self.streamedHead(response, chunked: !streamsUntilClose), deadline: deadline)
-                    if includeBody {
-                        // Each piece is sent from the renderer's buffer, its chunk framing
-                        // around it: "\r\n" ending the previous chunk and the next one's size.
-                        var first = true
-                        try await streamed { piece throws(NetError) in
-                            if !streamsUntilClose {
-                                try await stream.write(Self.chunkHead(piece.count, first: first), deadline: deadline)
-                                first = false
-                            }
-                            try await stream.write(piece, deadline: deadline)
-                        }
-                        if !streamsUntilClose {
-                            try await stream.write(Array((first ? "0\r\n\r\n" : "\r\n0\r\n\r\n").utf8), deadline: deadline)
-                        }
-                    }
-                } else {
-                    try await Self.write(response, includeBody: includeBody, to: stream, deadline: deadline)
-                }
+                try await Self.write(response, includeBody: includeBody, chunked: !streamsUntilClose, to: stream, deadline: deadline)
             } catch {
                 return
             }
@@ -257,27 +249,37 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Writes a whole response. A large body goes out as its own write after the head rather
-    /// than copied behind it: one copy of a multi-megabyte answer in memory, not two.
-    private static func write(_ response: HTTPResponse, includeBody: Bool, to stream: any ByteStream,
-                              deadline: Deadline) async throws(NetError) {
-        if includeBody && response.body.count >= 64 * 1024 {
-            try await stream.write(response.serialize(includeBody: false), deadline: deadline)
-            try await stream.write(response.body, deadline: deadline)
-        } else {
-            try await stream.write(response.serialize(includeBody: includeBody), deadline: deadline)
+    /// Writes a response. A large body of bytes goes out as its own write after the head rather
+    /// than copied behind it: one copy of a multi-megabyte answer in memory, not two. A stream's
+    /// pieces are sent from the producer's buffer, their chunk framing around them ("\r\n"
+    /// ending the previous chunk and the next one's size) unless `chunked` is false.
+    static func write(_ response: ServerResponse, includeBody: Bool, chunked: Bool, to stream: any ByteStream,
+                      deadline: Deadline) async throws(NetError) {
+        var head = HTTPResponse(status: response.status, headers: response.headers)
+        switch response.body {
+        case .bytes(let bytes):
+            head.body = bytes
+            if includeBody && bytes.count >= 64 * 1024 {
+                try await stream.write(head.serialize(includeBody: false), deadline: deadline)
+                try await stream.write(bytes, deadline: deadline)
+            } else {
+                try await stream.write(head.serialize(includeBody: includeBody), deadline: deadline)
+            }
+        case .stream(let produce):
+            try await stream.write(head.serializeHead(framing: chunked ? .chunked : .untilClose), deadline: deadline)
+            guard includeBody else { return }
+            var first = true
+            try await produce { piece throws(NetError) in
+                if chunked {
+                    try await stream.write(Self.chunkHead(piece.count, first: first), deadline: deadline)
+                    first = false
+                }
+                try await stream.write(piece, deadline: deadline)
+            }
+            if chunked {
+                try await stream.write(Array((first ? "0\r\n\r\n" : "\r\n0\r\n\r\n").utf8), deadline: deadline)
+            }
         }
-    }
-
-    /// The head of a streamed response: as serialized, without the `Content-Length` of its
-    /// (empty) body, and with `Transfer-Encoding: chunked` when `chunked` (HTTP/1.1 clients).
-    static func streamedHead(_ response: HTTPResponse, chunked: Bool) -> [UInt8] {
-        var head = response.serialize(includeBody: false)
-        let contentLength = Array("Content-Length: 0\r\n".utf8)
-        if let at = head.firstOccurrence(of: contentLength) {
-            head.replaceSubrange(at, with: chunked ? Array("Transfer-Encoding: chunked\r\n".utf8) : [])
-        }
-        return head
     }
 
     /// What goes before a chunk's bytes: the CRLF that ends the previous chunk (unless `first`),

@@ -17,23 +17,19 @@ public struct Routes: Sendable {
         self.agent = agent
     }
 
-    public func handle(_ request: HTTPRequestMessage) async -> HTTPResponse {
+    public func handle(_ request: HTTPRequestMessage) async -> ServerResponse {
         let method = request.head.method
         let path = request.head.path
         let readOnly = method == "GET" || method == "HEAD"
         switch path {
         case "/metrics":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
-            if let streamed = StreamedBody.current {
-                // Under the listener: formatted and sent in pieces, never whole in memory. A
-                // small exposition is kept and answers again while no series changes (at most
-                // a second: the process_* gauges).
-                let metrics = results.metrics
-                if let recent = metrics.recentRender(maxAge: 1) { return Self.ok(recent, type: MetricStore.contentType) }
-                streamed.offer { write throws(NetError) in try await metrics.render(keepUpTo: 1 << 20, write) }
-                return Self.ok([], type: MetricStore.contentType)
-            }
-            return Self.ok(results.metrics.renderBytes(), type: MetricStore.contentType)
+            // Formatted and sent in pieces, never whole in memory. A small exposition is kept and
+            // answers again while no series changes (at most a second: the process_* gauges).
+            let metrics = results.metrics
+            if let recent = metrics.recentRender(maxAge: 1) { return Self.ok(recent, type: MetricStore.contentType) }
+            return ServerResponse(status: 200, headers: ["Content-Type": MetricStore.contentType],
+                                  body: .stream { write throws(NetError) in try await metrics.render(keepUpTo: 1 << 20, write) })
         case "/healthz":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
             return Self.ok(Array("ok\n".utf8), type: "text/plain; charset=utf-8")
@@ -46,25 +42,25 @@ public struct Routes: Sendable {
         case "/-/reload":
             guard method == "POST" || method == "PUT" else { return Self.methodNotAllowed("POST, PUT") }
             if let error = await reload() {
-                return HTTPResponse(status: 500, headers: ["Content-Type": "text/plain; charset=utf-8"],
+                return ServerResponse(status: 500, headers: ["Content-Type": "text/plain; charset=utf-8"],
                                     body: Array("reload failed, the previous config keeps running:\n\(error)\n".utf8))
             }
             return Self.ok(Array("config reloaded\n".utf8), type: "text/plain; charset=utf-8")
         default:
-            return HTTPResponse(status: 404, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            return ServerResponse(status: 404, headers: ["Content-Type": "text/plain; charset=utf-8"],
                                 body: Array("not found; try /metrics, /healthz, /api/v1/status or /\n".utf8))
         }
     }
 
     /// A 200. `cache: false` for what changes every round (the page, the JSON).
-    static func ok(_ body: [UInt8], type: String, cache: Bool = true) -> HTTPResponse {
+    static func ok(_ body: [UInt8], type: String, cache: Bool = true) -> ServerResponse {
         var headers: HTTPHeaders = ["Content-Type": type]
         if !cache { headers.add("Cache-Control", "no-store") }
-        return HTTPResponse(status: 200, headers: headers, body: body)
+        return ServerResponse(status: 200, headers: headers, body: body)
     }
 
-    static func methodNotAllowed(_ allow: String) -> HTTPResponse {
-        HTTPResponse(status: 405, headers: ["Allow": allow, "Content-Type": "text/plain; charset=utf-8"],
+    static func methodNotAllowed(_ allow: String) -> ServerResponse {
+        ServerResponse(status: 405, headers: ["Allow": allow, "Content-Type": "text/plain; charset=utf-8"],
                      body: Array("method not allowed\n".utf8))
     }
 }

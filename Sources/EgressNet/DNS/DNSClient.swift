@@ -14,6 +14,9 @@ public enum DNSLookupError: Error, Sendable, Equatable, CustomStringConvertible 
     case malformed(String)
     /// The query could not be sent (resolver port unreachable, binding refused); for logs.
     case network(NetError)
+    /// An encrypted resolver's connection failed (TLS reset, a certificate for another name,
+    /// HTTP 403 from a DoH server...); the text says what a person can act on.
+    case transport(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum DNSLookupError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noAddress: return "the name has no A or AAAA record"
         case .malformed(let s): return "bad answer: \(s)"
         case .network(let e): return "cannot reach the resolver: \(e)"
+        case .transport(let s): return s
         }
     }
 }
@@ -48,16 +52,23 @@ public struct DNSClient: Sendable {
         self.binding = binding
     }
 
-    /// Resolves `name` to its addresses, asking A and AAAA at once; IPv4 first.
-    public func resolve(_ name: String, deadline: Deadline) async throws(DNSLookupError) -> [IPAddress] {
-        async let v4 = outcome(name, .a, deadline: deadline)
-        async let v6 = outcome(name, .aaaa, deadline: deadline)
+    /// Resolves `name` to its addresses, asking A and AAAA at once; IPv4 first. A `family`
+    /// asks only its own type (a path pinned to IPv4 or IPv6 never sees the other).
+    public func resolve(_ name: String, family: IPFamily? = nil, deadline: Deadline) async throws(DNSLookupError) -> [IPAddress] {
+        let skipped: Result<[IPAddress], DNSLookupError> = .success([])
+        async let v4 = family == .ipv6 ? skipped : outcome(name, .a, deadline: deadline)
+        async let v6 = family == .ipv4 ? skipped : outcome(name, .aaaa, deadline: deadline)
         let (a, aaaa) = await (v4, v6)
+        return try Self.combine([a, aaaa])
+    }
+
+    /// The addresses of the questions that were answered, in order; when there is none, the
+    /// most telling failure.
+    static func combine(_ outcomes: [Result<[IPAddress], DNSLookupError>]) throws(DNSLookupError) -> [IPAddress] {
         var addresses: [IPAddress] = []
-        if case .success(let list) = a { addresses += list }
-        if case .success(let list) = aaaa { addresses += list }
+        for case .success(let list) in outcomes { addresses += list }
         if !addresses.isEmpty { return addresses }
-        let errors = [a, aaaa].compactMap { r -> DNSLookupError? in
+        let errors = outcomes.compactMap { r -> DNSLookupError? in
             if case .failure(let e) = r { return e }
             return nil
         }
@@ -118,7 +129,7 @@ public struct DNSClient: Sendable {
         return try await tcpExchange(bytes, id: id, name: name, type: type, server: server, binding: binding, deadline: deadline)
     }
 
-    private func matches(_ m: DNSMessage, id: UInt16, name: String, type: DNSRecordType) -> Bool {
+    static func matches(_ m: DNSMessage, id: UInt16, name: String, type: DNSRecordType) -> Bool {
         guard m.header.isResponse, m.header.id == id, let q = m.questions.first, m.questions.count == 1 else { return false }
         return q.type == type.rawValue && q.name.lowercased().trimmingDot == name.lowercased().trimmingDot
     }
@@ -140,7 +151,7 @@ public struct DNSClient: Sendable {
                 let datagram = try await socket.read(maxBytes: 65_535, deadline: deadline)
                 do {
                     let m = try DNSMessage.decode(datagram)
-                    if matches(m, id: id, name: name, type: type) { return m }
+                    if Self.matches(m, id: id, name: name, type: type) { return m }
                 } catch {
                     malformed = "\(error)"
                 }
@@ -170,7 +181,7 @@ public struct DNSClient: Sendable {
                     do { m = try DNSMessage.decode(Array(buffer[2..<(n + 2)])) } catch {
                         throw DNSLookupError.malformed("\(error)")
                     }
-                    guard matches(m, id: id, name: name, type: type) else {
+                    guard Self.matches(m, id: id, name: name, type: type) else {
                         throw DNSLookupError.malformed("TCP answer does not match the question")
                     }
                     return m

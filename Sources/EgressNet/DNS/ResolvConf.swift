@@ -223,21 +223,7 @@ enum SystemTextFile {
     /// The file as UTF-8 text (invalid bytes replaced), or nil when it cannot be read. Reads at
     /// most `maxBytes`.
     static func read(path: String, maxBytes: Int = 4 << 20) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { _ = close(fd) }
-        var content: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while content.count < maxBytes {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { break }
-            content.append(contentsOf: buffer[0..<n])
-        }
-        return String(decoding: content.prefix(maxBytes), as: UTF8.self)
+        SystemFile.read(path, maxBytes: maxBytes).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `gethostname`, or nil.

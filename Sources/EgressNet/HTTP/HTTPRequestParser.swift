@@ -351,10 +351,31 @@ public struct HTTPResponse: Sendable, Equatable {
     /// headers whose names are not tokens are dropped, and control characters in the reason or a
     /// value are replaced by spaces (these come from the agent's own code, not from peers).
     public func serialize(includeBody: Bool = true) -> [UInt8] {
-        let code = (100...999).contains(status) ? status : 500
-        let bodyAllowed = code >= 200 && code != 204 && code != 304
+        var out = serializeHead(framing: .contentLength(body.count), reserving: includeBody ? body.count : 0)
+        if includeBody && Self.allowsBody(status) {
+            out.append(contentsOf: body)
+        }
+        return out
+    }
+
+    /// How a receiver finds the end of the body that follows a head serialized alone.
+    public enum BodyFraming: Sendable, Equatable {
+        /// `Content-Length: n`.
+        case contentLength(Int)
+        /// `Transfer-Encoding: chunked` (HTTP/1.1 clients).
+        case chunked
+        /// Neither: the body ends where the connection does (HTTP/1.0 clients).
+        case untilClose
+    }
+
+    /// The head alone, as ``serialize(includeBody:)`` writes it but with the body's `framing`
+    /// said in place of this response's own `Content-Length`: for a body sent after it in
+    /// pieces. `body` is not looked at.
+    public func serializeHead(framing: BodyFraming, reserving extra: Int = 0) -> [UInt8] {
+        let code = Self.wireStatus(status)
+        let bodyAllowed = Self.allowsBody(code)
         var out: [UInt8] = []
-        out.reserveCapacity(128 + headers.count * 32 + (includeBody && bodyAllowed ? body.count : 0))
+        out.reserveCapacity(128 + headers.count * 32 + (bodyAllowed ? extra : 0))
         out.append(contentsOf: "HTTP/1.1 ".utf8)
         out.append(contentsOf: String(code).utf8)
         out.append(HTTPSyntax.space)
@@ -375,14 +396,24 @@ public struct HTTPResponse: Sendable, Equatable {
             out.append(HTTPSyntax.lf)
         }
         if bodyAllowed {
-            HTTPSyntax.appendField("Content-Length", String(body.count), to: &out)
+            switch framing {
+            case .contentLength(let count): HTTPSyntax.appendField("Content-Length", String(count), to: &out)
+            case .chunked: HTTPSyntax.appendField("Transfer-Encoding", "chunked", to: &out)
+            case .untilClose: break
+            }
         }
         out.append(HTTPSyntax.cr)
         out.append(HTTPSyntax.lf)
-        if includeBody && bodyAllowed {
-            out.append(contentsOf: body)
-        }
         return out
+    }
+
+    /// The status sent: one outside 100...999 goes out as 500.
+    private static func wireStatus(_ status: Int) -> Int { (100...999).contains(status) ? status : 500 }
+
+    /// 1xx, 204 and 304 have neither body nor `Content-Length`.
+    private static func allowsBody(_ status: Int) -> Bool {
+        let code = wireStatus(status)
+        return code >= 200 && code != 204 && code != 304
     }
 
     private static func appendSanitized(_ text: String, to out: inout [UInt8]) {

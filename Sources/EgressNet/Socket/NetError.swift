@@ -38,6 +38,13 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether the call failed for want of something on this host: file descriptors (EMFILE,
+    /// ENFILE), memory or socket buffers (ENOMEM, ENOBUFS). Not the network's fault.
+    public var isLocalResourceShortage: Bool {
+        guard case .system(_, let code) = self else { return false }
+        return code == EMFILE || code == ENFILE || code == ENOMEM || code == ENOBUFS
+    }
+
     public var description: String {
         switch self {
         case .timedOut: return "timed out"

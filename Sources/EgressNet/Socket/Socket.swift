@@ -22,8 +22,11 @@ public final class Socket: Sendable {
     }
 
     deinit {
-        // Owners close explicitly; this is the safety net so an early exit cannot leak an fd.
+        // Owners close explicitly (swift-nio's BaseSocket asserts the same): a socket freed open
+        // is a leak on some path, which a debug build names here. A release build still closes
+        // it, so an early exit cannot leak the descriptor in production.
         let fd = descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+        assert(fd < 0, "socket \(fd) was freed without close(): a leak on some path")
         if fd >= 0 {
             reactor.deregister(fd: fd)
             _ = Glibc.close(fd)
@@ -41,9 +44,10 @@ public final class Socket: Sendable {
     }
 
     private static func make(family: Int32, type: Int32) throws(NetError) -> Socket {
-        let fd = Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw NetError.from(errno: errno, call: "socket") }
-        return Socket(adopting: fd)
+        let fd = try Syscall.check("socket") {
+            Int(Glibc.socket(family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        }
+        return Socket(adopting: Int32(fd))
     }
 
     /// Closes the descriptor; later calls do nothing.
@@ -61,17 +65,16 @@ public final class Socket: Sendable {
 
     /// Binds the socket to a network interface (SO_BINDTODEVICE), so its packets leave by it.
     public func bindToDevice(_ name: String) throws(NetError) {
-        let rc = name.withCString { ptr in
-            setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ptr, socklen_t(strlen(ptr) + 1))
+        let fd = self.fd
+        let outcome = name.withCString { ptr in
+            Syscall.run("SO_BINDTODEVICE") { Int(setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ptr, socklen_t(strlen(ptr) + 1))) }
         }
-        if rc != 0 {
-            let e = errno
-            if e == EPERM {
-                throw NetError.permissionDenied("binding to interface \(name) needs CAP_NET_RAW on this kernel")
-            }
-            if e == ENODEV { throw NetError.system(call: "SO_BINDTODEVICE(\(name)): no such interface", errno: e) }
-            throw NetError.from(errno: e, call: "SO_BINDTODEVICE")
+        guard case .failure(let e) = outcome else { return }
+        if e == EPERM {
+            throw NetError.permissionDenied("binding to interface \(name) needs CAP_NET_RAW on this kernel")
         }
+        if e == ENODEV { throw NetError.system(call: "SO_BINDTODEVICE(\(name)): no such interface", errno: e) }
+        throw NetError.from(errno: e, call: "SO_BINDTODEVICE")
     }
 
     public func setReuseAddress() {
@@ -86,8 +89,9 @@ public final class Socket: Sendable {
 
     /// Binds the local end (a source address, or a listener's address; port 0 picks one).
     public func bind(to address: SocketAddress) throws(NetError) {
-        let rc = address.withSockAddr { Glibc.bind(fd, $0, $1) }
-        if rc != 0 { throw NetError.from(errno: errno, call: "bind \(address)") }
+        let fd = self.fd
+        let outcome = address.withSockAddr { sa, len in Syscall.run("bind \(address)") { Int(Glibc.bind(fd, sa, len)) } }
+        if case .failure(let e) = outcome { throw NetError.from(errno: e, call: "bind \(address)") }
     }
 
     public var localAddress: SocketAddress? {
@@ -112,20 +116,41 @@ public final class Socket: Sendable {
         }
     }
 
+    /// The one I/O primitive (tokio's `Registration::async_io`): runs `attempt` on the
+    /// descriptor and, while the kernel says would-block, parks on the reactor until the
+    /// descriptor is ready for `interest` and tries again. Every read, write and accept goes
+    /// through here, each attempt a ``Syscall`` call, so there is one retry policy.
+    func io<T>(_ interest: Interest, deadline: Deadline, _ attempt: (Int32) -> IOAttempt<T>) async throws(NetError) -> T {
+        while true {
+            let fd = self.fd
+            if fd < 0 { throw NetError.closed }
+            switch attempt(fd) {
+            case .done(let value): return value
+            case .failed(let error): throw error
+            case .wouldBlock: try await wait(for: interest, deadline: deadline)
+            }
+        }
+    }
+
     // MARK: connect
 
     /// Connects to `address` by `deadline`. The outcome is read from SO_ERROR after EINPROGRESS.
     public func connect(to address: SocketAddress, deadline: Deadline) async throws(NetError) {
-        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
-        if rc == 0 { return }
-        let e = errno
-        guard e == EINPROGRESS || e == EINTR else { throw NetError.from(errno: e, call: "connect") }
+        let fd = self.fd
+        // EINTR on a non-blocking connect leaves the connection in progress, as EINPROGRESS
+        // does: calling connect again would only say EALREADY.
+        let started = address.withSockAddr { sa, len in
+            Syscall.nonBlocking("connect", wouldBlock: [EINPROGRESS, EINTR]) { Int(Glibc.connect(fd, sa, len)) }
+        }
+        switch started {
+        case .done: return
+        case .failed(let error): throw error
+        case .wouldBlock: break
+        }
         try await wait(for: .writable, deadline: deadline)
         var soError: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) != 0 {
-            throw NetError.from(errno: errno, call: "getsockopt(SO_ERROR)")
-        }
+        try Syscall.check("getsockopt(SO_ERROR)") { Int(getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)) }
         if soError != 0 { throw NetError.from(errno: soError, call: "connect") }
     }
 
@@ -136,51 +161,28 @@ public final class Socket: Sendable {
     /// Receives into scratch space and returns exactly the bytes read: no zeroed 16 KB buffer
     /// per call, and a short answer does not keep a large allocation alive.
     public func read(maxBytes: Int = 16 * 1024, deadline: Deadline) async throws(NetError) -> [UInt8] {
-        while true {
-            let fd = self.fd
-            var error: Int32 = 0
-            let bytes = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { scratch -> [UInt8]? in
-                let n = Glibc.recv(fd, scratch.baseAddress, scratch.count, 0)
-                if n >= 0 { return Array(UnsafeBufferPointer(rebasing: scratch[..<n])) }
-                error = errno
-                return nil
-            }
-            if let bytes { return bytes }
-            switch error {
-            case EAGAIN, EWOULDBLOCK: try await wait(for: .readable, deadline: deadline)
-            case EINTR: continue
-            default: throw NetError.from(errno: error, call: "recv")
+        try await io(.readable, deadline: deadline) { fd in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { scratch in
+                Syscall.nonBlocking("recv") { Glibc.recv(fd, scratch.baseAddress, scratch.count, 0) }
+                    .map { Array(UnsafeBufferPointer(rebasing: scratch[..<$0])) }
             }
         }
     }
 
     /// Reads into `buffer`, returning the count (0 at end of stream).
     public func read(into buffer: inout [UInt8], deadline: Deadline) async throws(NetError) -> Int {
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-            if n >= 0 { return n }
-            let e = errno
-            switch e {
-            case EAGAIN, EWOULDBLOCK: try await wait(for: .readable, deadline: deadline)
-            case EINTR: continue
-            default: throw NetError.from(errno: e, call: "recv")
+        try await io(.readable, deadline: deadline) { fd in
+            buffer.withUnsafeMutableBytes { raw in
+                Syscall.nonBlocking("recv") { Glibc.recv(fd, raw.baseAddress, raw.count, 0) }
             }
         }
     }
 
     /// Writes all of `bytes` by `deadline`.
     public func write(_ bytes: [UInt8], deadline: Deadline) async throws(NetError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { buf in
-                Glibc.send(fd, buf.baseAddress! + offset, buf.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            if n >= 0 { offset += n; continue }
-            let e = errno
-            switch e {
-            case EAGAIN, EWOULDBLOCK: try await wait(for: .writable, deadline: deadline)
-            case EINTR: continue
-            default: throw NetError.from(errno: e, call: "send")
+        try await writeAll(count: bytes.count, deadline: deadline) { fd, offset in
+            bytes.withUnsafeBytes { raw in
+                Syscall.nonBlocking("send") { Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
             }
         }
     }
@@ -188,16 +190,18 @@ public final class Socket: Sendable {
     /// Writes all of `buffer` (valid until this returns) by `deadline`, without copying it.
     public func write(_ buffer: UnsafeBufferPointer<UInt8>, deadline: Deadline) async throws(NetError) {
         guard let base = buffer.baseAddress else { return }
+        try await writeAll(count: buffer.count, deadline: deadline) { fd, offset in
+            Syscall.nonBlocking("send") { Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+
+    /// Sends until `count` bytes are out, each send starting at the offset reached so far.
+    private func writeAll(count: Int, deadline: Deadline,
+                          _ send: (_ fd: Int32, _ offset: Int) -> IOAttempt<Int>) async throws(NetError) {
         var offset = 0
-        while offset < buffer.count {
-            let n = Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
-            if n >= 0 { offset += n; continue }
-            let e = errno
-            switch e {
-            case EAGAIN, EWOULDBLOCK: try await wait(for: .writable, deadline: deadline)
-            case EINTR: continue
-            default: throw NetError.from(errno: e, call: "send")
-            }
+        while offset < count {
+            let from = offset
+            offset += try await io(.writable, deadline: deadline) { fd in send(fd, from) }
         }
     }
 
@@ -209,33 +213,34 @@ public final class Socket: Sendable {
     /// A listening TCP socket on `address` (port 0 picks a free one; read it from `localAddress`).
     public static func listen(on address: SocketAddress, backlog: Int32 = 128) throws(NetError) -> Socket {
         let s = try tcp(family: address.family)
-        s.setReuseAddress()
-        if !address.ip.isIPv4 {
-            var one: Int32 = 1  // an IPv6 listener serves IPv6 only; bind "0.0.0.0" for IPv4
-            _ = setsockopt(s.fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        do throws(NetError) {
+            s.setReuseAddress()
+            if !address.ip.isIPv4 {
+                var one: Int32 = 1  // an IPv6 listener serves IPv6 only; bind "0.0.0.0" for IPv4
+                _ = setsockopt(s.fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try s.bind(to: address)
+            try Syscall.check("listen") { Int(Glibc.listen(s.fd, backlog)) }
+        } catch {
+            s.close()
+            throw error
         }
-        try s.bind(to: address)
-        if Glibc.listen(s.fd, backlog) != 0 { throw NetError.from(errno: errno, call: "listen") }
         return s
     }
 
-    /// Accepts the next connection.
+    /// Accepts the next connection. A connection aborted before it was accepted is skipped.
     public func accept(deadline: Deadline = .distantFuture) async throws(NetError) -> (Socket, SocketAddress?) {
-        while true {
-            var storage = sockaddr_storage()
+        var storage = sockaddr_storage()
+        let fd = try await io(.readable, deadline: deadline) { listener in
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    accept4(self.fd, $0, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            return withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                    Syscall.nonBlocking("accept", alsoRetrying: [ECONNABORTED, EPROTO]) {
+                        Int(accept4(listener, sa, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)))
+                    }
                 }
             }
-            if fd >= 0 { return (Socket(adopting: fd, reactor: reactor), SocketAddress(storage: storage)) }
-            let e = errno
-            switch e {
-            case EAGAIN, EWOULDBLOCK: try await wait(for: .readable, deadline: deadline)
-            case EINTR, ECONNABORTED, EPROTO: continue
-            default: throw NetError.from(errno: e, call: "accept")
-            }
         }
+        return (Socket(adopting: Int32(fd), reactor: reactor), SocketAddress(storage: storage))
     }
 }

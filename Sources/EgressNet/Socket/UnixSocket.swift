@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 extension Socket {
     /// A stream socket connected to the Unix socket at `path` (the Docker Engine API's

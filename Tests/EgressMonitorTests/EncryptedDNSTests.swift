@@ -1,0 +1,243 @@
+import Foundation
+import Testing
+@testable import EgressMonitor
+@testable import EgressNet
+import EgressTestSupport
+
+/// DNS over TLS and DNS over HTTPS resolvers against real servers (dnsdist in front of a
+/// dnsmasq, unbound), over a direct path, an interface path and a SOCKS5 proxy; each way an
+/// encrypted resolver fails, classified in the `dns` phase with a detail a person can act on;
+/// and a poisoning plain resolver caught by a trusted encrypted one.
+@Suite(.serialized, .enabled(if: Lab.has("dnsdist") && Lab.has("unbound") && Lab.has("dnsmasq") && Lab.has("openssl")
+                             && Lab.has("nginx") && Lab.has("microsocks"),
+                             "needs dnsdist, unbound, dnsmasq, openssl, nginx and microsocks: SKIPPED, not passed"))
+struct EncryptedDNSTests {
+    static let appName = "app.lab.test"
+    static let phaseTimeouts: [Phase: Double] = [.dns: 1.5]
+
+    struct Peers: Sendable {
+        let app: LabTCPServer
+        let dns: LabDnsmasq
+        let dnsdist: LabDnsdist
+        let unbound: LabUnbound
+        let cert: CertPair
+        let caFile: String
+
+        var target: Target { LabConfig.target(kind: .tcp, url: "tcp://\(EncryptedDNSTests.appName):\(app.port)", resolver: "enc") }
+
+        func dot(_ address: SocketAddress, tlsName: String? = "dns.lab.test", trusted: Bool = false) -> ResolverConfig {
+            ResolverConfig(name: "enc", address: nil, trusted: trusted,
+                           encrypted: EncryptedResolver(kind: .dot, connectAddress: address, serverName: tlsName, caFile: caFile))
+        }
+
+        func doh(port: UInt16, path: String = "/dns-query", trusted: Bool = false, name: String = "enc") -> ResolverConfig {
+            let url = EndpointURL(scheme: "https", host: "dns.lab.test", port: port, path: path)
+            return ResolverConfig(name: name, address: nil, trusted: trusted,
+                                  encrypted: EncryptedResolver(kind: .doh, connectAddress: SocketAddress(ip: .loopbackIPv4, port: port),
+                                                               serverName: "dns.lab.test", url: url, caFile: caFile))
+        }
+
+        func probe(_ resolver: ResolverConfig, path: EgressPath = .direct) async -> ProbeResult {
+            await LabConfig.probe(target, resolvers: [resolver], path: path, phaseTimeouts: EncryptedDNSTests.phaseTimeouts)
+        }
+    }
+
+    static func withPeers(_ body: (Peers) async throws -> Void) async throws {
+        let certs = try await LabCertificates.shared()
+        let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+        let app = try LabTCPServer.start(.stallAfterAccept)
+        defer { app.stop() }
+        // ::1 too, where nothing listens: a path pinned to IPv6 gets it and fails to connect.
+        let dns = try await LabDnsmasq.start(records: [.host(name: appName, ips: ["127.0.0.1", "::1"])])
+        defer { dns.stop() }
+        let dnsdist = try await LabDnsdist.start(backend: dns.address, tls: cert)
+        defer { dnsdist.stop() }
+        let unbound = try await LabUnbound.start(records: [(appName, "127.0.0.1")], tls: cert)
+        defer { unbound.stop() }
+        try await body(Peers(app: app, dns: dns, dnsdist: dnsdist, unbound: unbound, cert: cert, caFile: certs.caFile))
+    }
+
+    static func expectSuccess(_ r: ProbeResult, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.success, "\(r.failure.map(String.init(describing:)) ?? "")", sourceLocation: sourceLocation)
+        #expect(r.phases[.dns] != nil, sourceLocation: sourceLocation)
+        #expect(r.address == "127.0.0.1:\(r.address?.split(separator: ":").last ?? "")", sourceLocation: sourceLocation)
+    }
+
+    /// DoT (dnsdist, unbound) and DoH (dnsdist, HTTP/1.1) answer over a direct path, an interface
+    /// path (bound to lo, where the servers are) and through microsocks (socks5://: this host
+    /// resolves, so the resolver's connection goes through the proxy).
+    @Test func dotAndDoHOverEveryKindOfPath() async throws {
+        try await Self.withPeers { p in
+            let socks = try await LabMicrosocks.start()
+            defer { socks.stop() }
+            let paths = [EgressPath.direct, EgressPath(name: "lo", kind: .interface("lo")),
+                         EgressPath(name: "socks", kind: .proxy(LabConfig.url("socks5://127.0.0.1:\(socks.port)")))]
+            for path in paths {
+                Self.expectSuccess(await p.probe(p.dot(p.dnsdist.dotAddress), path: path))
+                Self.expectSuccess(await p.probe(p.doh(port: p.dnsdist.dohPort), path: path))
+                Self.expectSuccess(await p.probe(p.dot(p.unbound.dotAddress), path: path))
+            }
+        }
+    }
+
+    /// The resolver's connection really goes through the path's proxy: with a SOCKS5 proxy that
+    /// refuses the path's credentials, the lookup fails in the dns phase, naming the proxy (a
+    /// direct connection to the resolver would have succeeded).
+    @Test func theResolverConnectionGoesThroughTheProxy() async throws {
+        try await Self.withPeers { p in
+            let socks = try await LabMicrosocks.start(credentials: (user: "u", password: "right"))
+            defer { socks.stop() }
+            let good = EgressPath(name: "socks", kind: .proxy(LabConfig.url("socks5://u:right@127.0.0.1:\(socks.port)")))
+            let bad = EgressPath(name: "socks", kind: .proxy(LabConfig.url("socks5://u:wrong@127.0.0.1:\(socks.port)")))
+            for resolver in [p.dot(p.dnsdist.dotAddress), p.doh(port: p.dnsdist.dohPort)] {
+                Self.expectSuccess(await p.probe(resolver, path: good))
+                let r = await p.probe(resolver, path: bad)
+                #expect(r.failure?.phase == .dns, "\(String(describing: r.failure))")
+                #expect(r.failure?.reason == .dnsError, "\(String(describing: r.failure))")
+                #expect(r.failure?.detail.contains("proxy socks5://u:***@127.0.0.1:\(socks.port)") == true, "\(r.failure?.detail ?? "success")")
+            }
+        }
+    }
+
+    /// The cost of encryption, measured in one run: this process's CPU time per probe (a tcp
+    /// target, so DNS is most of the work) with a plain resolver (the dnsmasq), then with DoT
+    /// and DoH (dnsdist in front of the same dnsmasq). Prints a line; asserts only that every
+    /// probe succeeded (timing is the machine's, not a contract).
+    @Test func cpuPerProbePlainAgainstEncrypted() async throws {
+        try await Self.withPeers { p in
+            func cpuSeconds() -> Double {
+                var usage = rusage()
+                getrusage(RUSAGE_SELF.rawValue, &usage)
+                return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+            }
+            let rounds = 40
+            let plain = ResolverConfig(name: "enc", address: p.dns.address)
+            var line = "bench: CPU per probe (\(rounds) probes each, tcp target):"
+            for (label, resolver) in [("plain", plain), ("DoT", p.dot(p.dnsdist.dotAddress)), ("DoH", p.doh(port: p.dnsdist.dohPort))] {
+                let start = cpuSeconds()
+                var failures = 0
+                for _ in 0..<rounds where !(await p.probe(resolver).success) { failures += 1 }
+                #expect(failures == 0, "\(label): \(failures) probes failed")
+                line += " \(label) \(Format.decimal((cpuSeconds() - start) / Double(rounds) * 1000, places: 2)) ms"
+            }
+            print(line)
+        }
+    }
+
+    // MARK: poisoning proven
+
+    /// A lab injector: the plain resolver the target uses answers a forged public address,
+    /// while the trusted DoT (and then DoH) resolver answers the true one. The probe fails as
+    /// dns_suspicious_answer with both answers and what was proven in the detail and on the
+    /// status page, and the disagreement counter rises, labelled with the plain resolver.
+    @Test func aPlainAnswerTheTrustedEncryptedOneContradictsIsPoisoning() async throws {
+        try await Self.withPeers { p in
+            let forged = "104.244.43.6"
+            let injector = try await LabDnsmasq.start(records: [.host(name: Self.appName, ips: [forged])])
+            defer { injector.stop() }
+            let isp = ResolverConfig(name: "isp", address: injector.address)
+            let target = LabConfig.target(kind: .tcp, url: "tcp://\(Self.appName):\(p.app.port)", resolver: "isp")
+            let store = ResultStore(metrics: Catalogue.makeStore())
+            store.setPairs([PairKey(target: target.name, path: "direct")])
+            let trustedOnes = [p.dot(p.dnsdist.dotAddress, trusted: true), p.doh(port: p.dnsdist.dohPort, trusted: true)]
+            for (round, trusted) in trustedOnes.enumerated() {
+                let r = await LabConfig.probe(target, resolvers: [isp, trusted], phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.failure?.phase == .dns && r.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: r.failure))")
+                let detail = r.failure?.detail ?? ""
+                #expect(detail.contains("isp answered \(forged)") && detail.contains("trusted resolver enc answered 127.0.0.1"), "\(detail)")
+                #expect(detail.contains(trusted.kindName == "dot" ? "over DNS over TLS" : "over DNS over HTTPS"), "\(detail)")
+                #expect(r.failure?.disagreeingResolver == "isp")
+                store.record(r)
+                #expect(store.metrics.value(Catalogue.dnsAnswersDisagree, [target.name, "direct", "isp"]) == Double(round + 1))
+                let page = String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self)
+                #expect(page.contains(forged) && page.contains("127.0.0.1"), "the status page shows both answers")
+            }
+            // The trusted resolver asked alone agrees with itself: no disagreement, no count.
+            let alone = await LabConfig.probe(p.target, resolvers: [p.dot(p.dnsdist.dotAddress, trusted: true)], phaseTimeouts: Self.phaseTimeouts)
+            #expect(alone.success, "\(String(describing: alone.failure))")
+            #expect(alone.failure?.disagreeingResolver == nil)
+        }
+    }
+
+    /// `ip_family` pins what the probe resolves and dials, not the resolver's own connection: an
+    /// IPv6-pinned path still asks the DoT/DoH resolver at 127.0.0.1, gets only the AAAA answer
+    /// (::1), and fails to connect there; the IPv4-pinned one connects to 127.0.0.1.
+    @Test func aPinnedFamilyDoesNotPinTheResolver() async throws {
+        try await Self.withPeers { p in
+            let v6 = EgressPath(name: "direct-v6", kind: .direct, ipFamily: .ipv6)
+            let v4 = EgressPath(name: "direct-v4", kind: .direct, ipFamily: .ipv4)
+            for resolver in [p.dot(p.dnsdist.dotAddress), p.doh(port: p.dnsdist.dohPort)] {
+                let r6 = await p.probe(resolver, path: v6)
+                #expect(r6.failure?.phase == .connect && r6.failure?.reason == .tcpRefused, "\(String(describing: r6.failure))")
+                #expect(r6.failure?.detail.contains("[::1]") == true)
+                let r4 = await p.probe(resolver, path: v4)
+                Self.expectSuccess(r4)
+                #expect(r4.ipProtocol == 4)
+            }
+        }
+    }
+
+    // MARK: failures, each in the dns phase
+
+    /// A TLS server that answers each DoT query with `reply(query)`.
+    static func fakeDoT(_ cert: CertPair, reply: @escaping @Sendable ([UInt8]) -> [UInt8]) throws -> LabTCPServer {
+        let context = try TLSContext.server(certFile: cert.certFile, keyFile: cert.keyFile)
+        return try LabTCPServer.start(.custom { socket in
+            guard let tls = try? await TLSConnection.accept(over: socket, context: context, deadline: .after(seconds: 5)) else { return }
+            guard let query = try? await tls.read(maxBytes: 4096, deadline: .after(seconds: 5)), query.count > 2 else { return }
+            try? await tls.write(reply(Array(query.dropFirst(2))), deadline: .after(seconds: 5))
+            tls.close()  // the end of the stream right after the reply
+        })
+    }
+
+    /// A response to `query` (the QR bit set, nothing else changed), framed for DoT.
+    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message }
+
+    @Test func failuresAreClassifiedInTheDNSPhase() async throws {
+        try await Self.withPeers { p in
+            func expectFailure(_ r: ProbeResult, _ reason: FailureReason, _ words: String, _ what: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+                #expect(r.failure?.phase == .dns, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
+                #expect(r.failure?.reason == reason, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
+                #expect(r.failure?.detail.contains(words) == true, "\(what): \(r.failure?.detail ?? "success")", sourceLocation: sourceLocation)
+                #expect(r.duration < 3 + ProbeTests.schedulingAllowance, "\(what) ran \(r.duration) s", sourceLocation: sourceLocation)
+            }
+            // Refused: nothing listens on the port.
+            let closed = SocketAddress(ip: .loopbackIPv4, port: FreePort.next())
+            expectFailure(await p.probe(p.dot(closed)), .dnsError, "cannot connect", "refused")
+            // TLS reset after the ClientHello.
+            let reset = try LabTCPServer.start(.resetAfterRead)
+            defer { reset.stop() }
+            expectFailure(await p.probe(p.dot(reset.address)), .dnsError, "TLS was reset", "TLS reset")
+            // The certificate is for another name than tls_name.
+            expectFailure(await p.probe(p.dot(p.dnsdist.dotAddress, tlsName: "other.lab.test")), .dnsError,
+                          "certificate is not for other.lab.test", "wrong name")
+            // Silent: accepts, never speaks TLS.
+            let silent = try LabTCPServer.start(.stallAfterAccept)
+            defer { silent.stop() }
+            expectFailure(await p.probe(p.dot(silent.address)), .dnsTimeout, "no answer", "silent")
+            // Truncated: a frame announcing more than is sent, then the end.
+            let truncated = try Self.fakeDoT(p.cert) { _ in [0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+            defer { truncated.stop() }
+            expectFailure(await p.probe(p.dot(truncated.address)), .dnsError, "truncated", "truncated")
+            // Mismatched: an answer whose id is no question's.
+            let mismatched = try Self.fakeDoT(p.cert) { query in
+                var answer = query
+                answer[0] ^= 0xff
+                answer[2] |= 0x80
+                return Self.framed(answer)
+            }
+            defer { mismatched.stop() }
+            expectFailure(await p.probe(p.dot(mismatched.address)), .dnsError, "does not match", "mismatched")
+            // DoH: 403 with an HTML page, and a captive portal's 200 HTML.
+            let nginx = try await LabNginx.start(tls: p.cert, locations: [
+                NginxLocation("/dns-query", status: 403, body: "<html><body>Forbidden</body></html>", headers: [("Content-Type", "text/html")]),
+                NginxLocation("/portal", status: 200, body: "<html><body>Log in</body></html>", headers: [("Content-Type", "text/html")]),
+            ])
+            defer { nginx.stop() }
+            expectFailure(await p.probe(p.doh(port: nginx.port)), .dnsError, "HTTP 403 with an HTML page", "DoH 403")
+            expectFailure(await p.probe(p.doh(port: nginx.port, path: "/portal")), .dnsError,
+                          "instead of application/dns-message", "DoH HTML")
+        }
+    }
+}
