@@ -56,6 +56,33 @@ import Testing
         #expect(Hints.hint(for: reason) != Hints.fallback)
     }
 
+    /// The registry kind's metric projection keeps track of its own digest-match series: an
+    /// image a mirror answered before and could not answer this round loses its comparison;
+    /// the images it did answer keep theirs. A tcp round projects nothing of the kind's.
+    @Test func aMirrorRoundWithoutAnImageDropsOnlyThatImagesComparison() {
+        let store = ResultStore(metrics: Catalogue.makeStore())
+        store.setPairs(["hub", "mirror", "port"].map { PairKey(target: $0, path: "direct") })
+        store.setUpstreams(["mirror": "hub"])
+        func round(_ target: String, _ digests: [String: String], failure: ProbeFailure? = nil) -> ProbeResult {
+            var registry = RegistryObservation()
+            registry.digests = digests
+            return ProbeResult(target: target, path: "direct", startedAt: Self.t0, duration: 0.1, phases: [:],
+                               failure: failure, observation: .registry(registry))
+        }
+        func match(_ image: String) -> Double? { store.metrics.value(Catalogue.manifestDigestMatch, ["mirror", "direct", image]) }
+        store.record(round("hub", ["a:1": "sha256:aa", "b:1": "sha256:bb"]))
+        store.record(round("mirror", ["a:1": "sha256:aa", "b:1": "sha256:00"]))
+        #expect(match("a:1") == 1)
+        #expect(match("b:1") == 0)
+        store.record(round("mirror", ["a:1": "sha256:aa"], failure: ProbeFailure(.manifest, .httpNotFound, "b:1 missing")))
+        #expect(match("a:1") == 1, "what it answered still compares")
+        #expect(match("b:1") == nil, "what it could not answer has no comparison")
+        store.record(ProbeResult(target: "port", path: "direct", startedAt: Self.t0, duration: 0.1, phases: [:],
+                                 failure: nil, observation: .tcp))
+        #expect(match("a:1") == 1)
+        #expect(store.metrics.value(Catalogue.probeRuns, ["port", "direct"]) == 1)
+    }
+
     @Test func hintsAreDistinctAndSayWhatTheIssueAsks() {
         let meanings = FailureReason.allCases.map { Hints.hint(for: $0).meaning }
         #expect(Set(meanings).count == meanings.count, "two reasons share a meaning")

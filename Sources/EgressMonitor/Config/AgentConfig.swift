@@ -208,8 +208,13 @@ public struct Target: Sendable, Equatable {
     public var images: [ImageReference]
     /// The paths this target is probed on; nil for all.
     public var paths: [String]?
-    /// How deep and how often the registry phases go.
-    public var registry = RegistryOptions()
+    /// The config sections of the kinds (`Kinds/`); a target uses its own kind's.
+    public var sections = KindSections()
+    /// How deep and how often the registry phases go (`RegistryKind`'s section).
+    public var registry: RegistryOptions {
+        get { sections.registry }
+        set { sections.registry = newValue }
+    }
     /// A public host (Docker Hub, a public mirror): DNS answers in private, loopback,
     /// link-local or reserved ranges are then `dns_suspicious_answer`. Default: `dockerhub` only.
     public var isPublic: Bool
@@ -245,33 +250,6 @@ public struct WebConfig: Sendable, Equatable {
     public var tlsKeyFile: String?
     /// user → bcrypt hash (`htpasswd -nBC 10 user`, or Prometheus's own hashes).
     public var basicAuthUsers: [String: String] = [:]
-    public init() {}
-}
-
-/// The registry phases' settings of one target.
-public struct RegistryOptions: Sendable, Equatable {
-    /// For a mirror: the target whose digests it must match (by default the `dockerhub` target).
-    public var upstream: String?
-    /// Docker Hub counts manifest GETs against the pull limit (HEADs are free): a GET at most
-    /// this often, and only when a layer digest is needed.
-    public var manifestGetIntervalSeconds: Double = 21_600
-    /// How often a blob is read to measure throughput.
-    public var blobIntervalSeconds: Double = 600
-    /// How much of the blob is read, at most.
-    public var blobBytes: Int = 4 * 1024 * 1024
-    /// Below this, the blob phase fails with `blob_too_slow`.
-    public var minThroughputBytesPerSecond: Double?
-    /// The blob to read, instead of a layer taken from the manifest.
-    public var blobDigest: String?
-    /// For an upstream: images its mirrors probe that it does not probe itself, read only so the
-    /// mirrors' digests can be compared. Their failures never fail this target's round (they
-    /// are the comparison's: `RegistryObservation.referenceFailures`).
-    public var referenceImages: [ImageReference] = []
-    /// Where the registry API is rooted on the target's host: `/v2`, or for a containerd
-    /// `hosts.toml` host, its URL path followed by `/v2`, or with `override_path = true` the
-    /// URL path alone (Harbor proxy-cache projects).
-    public var apiRoot = "/v2"
-
     public init() {}
 }
 

@@ -445,9 +445,9 @@ struct Validator {
 
     // MARK: targets
 
-    static let targetFields = ["name", "kind", "url", "ca_file", "resolver", "image", "images", "paths", "upstream",
-                               "manifest_get_interval_seconds", "blob_interval_seconds", "blob_bytes",
-                               "min_throughput_bytes_per_second", "blob_digest", "public"]
+    /// Every target's own keys, then each kind's section (`ProbeKind.configKeys`).
+    static let targetFields = ["name", "kind", "url", "ca_file", "resolver", "image", "images", "paths"]
+        + ProbeKinds.configKeys + ["public"]
 
     mutating func target(_ item: JSONValue, at path: String, seen: inout Set<String>,
                          resolvers: Set<String>, paths: Set<String>) -> Target? {
@@ -510,29 +510,18 @@ struct Validator {
                 targetPaths?.append(s)
             }
         }
-        var registry = RegistryOptions()
-        registry.upstream = string(dict, "upstream", at: path)
-        if let v = number(dict, "manifest_get_interval_seconds", at: path, range: 60...604_800) { registry.manifestGetIntervalSeconds = v }
-        if let v = number(dict, "blob_interval_seconds", at: path, range: 1...604_800) { registry.blobIntervalSeconds = v }
-        if let v = number(dict, "blob_bytes", at: path, range: 1_024...1_073_741_824) { registry.blobBytes = Int(v) }
-        registry.minThroughputBytesPerSecond = number(dict, "min_throughput_bytes_per_second", at: path, range: 1...1e12)
-        if let digest = string(dict, "blob_digest", at: path) {
-            if case .success = ImageReference.parse("x@" + digest, officialPrefix: false) {
-                registry.blobDigest = digest
-            } else {
-                fail(join(path, "blob_digest"), "\"\(digest)\" is not a digest (algorithm:hex, e.g. sha256:...)")
-            }
-        }
-        if let kind, !kind.isRegistry {
-            for key in ["upstream", "manifest_get_interval_seconds", "blob_interval_seconds", "blob_bytes",
-                        "min_throughput_bytes_per_second", "blob_digest"] where dict[key] != nil {
-                fail(join(path, key), "only registry targets (dockerhub, mirror, registry) have registry settings")
+        // Each kind's section: read and checked for every target, refused on another kind's.
+        var sections = KindSections()
+        for module in ProbeKinds.all {
+            module.decodeSection(dict, at: path, into: &sections, validator: &self)
+            if let kind, !module.targetKinds.contains(kind) {
+                for key in module.configKeys where dict[key] != nil { fail(join(path, key), module.foreignKeyMessage) }
             }
         }
         guard let name, let kind, let url else { return nil }
         var target = Target(name: name, kind: kind, url: url, caFile: caFile, resolver: resolver,
                             images: images, paths: targetPaths)
-        target.registry = registry
+        target.sections = sections
         if let isPublic = bool(dict, "public", at: path) { target.isPublic = isPublic }
         return target
     }
@@ -547,13 +536,8 @@ struct Validator {
     }
 
     mutating func targetURL(_ text: String?, kind: TargetKind, at path: String) -> EndpointURL? {
-        let expected: [String]
-        switch kind {
-        case .dockerhub, .mirror, .registry: expected = ["https", "http"]
-        case .tcp: expected = ["tcp"]
-        case .tls: expected = ["tls"]
-        case .https: expected = ["https"]
-        }
+        let module = ProbeKinds.module(for: kind)
+        let expected = module.urlSchemes
         guard let text = text ?? (kind == .dockerhub ? ConfigDefaults.dockerHubRegistry : nil) else {
             fail(path, "required for kind \(kind.rawValue)")
             return nil
@@ -575,7 +559,7 @@ struct Validator {
                 fail(path, "must not carry credentials (user:password@); they would show wherever the URL is printed")
                 return nil
             }
-            if kind.isRegistry || kind == .tcp || kind == .tls {
+            if !module.urlHasPath {
                 guard url.path.isEmpty || url.path == "/" else {
                     fail(path, "a \(kind.rawValue) URL has no path, query or fragment (found \"\(url.path)\")")
                     return nil

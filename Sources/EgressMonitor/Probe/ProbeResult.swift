@@ -41,14 +41,21 @@ public struct ProbeResult: Sendable {
     public let tls: TLSSessionInfo?
     /// The status of the last HTTP answer, when one arrived.
     public let httpStatus: Int?
-    /// What the registry phases saw (rate limits, digests, blob throughput), when they ran.
-    public let registry: RegistryObservation?
+    /// What the probe's kind observed beyond this common core (`Kinds/`); nil for a result
+    /// not made by a probe.
+    public let observation: Observation?
+
+    /// What the registry phases saw (rate limits, digests, blob throughput), for a registry kind.
+    public var registry: RegistryObservation? {
+        if case .registry(let o) = observation { return o }
+        return nil
+    }
 
     public var success: Bool { failure == nil }
 
     public init(target: String, path: String, startedAt: Double, duration: Double, phases: [Phase: Double],
                 failure: ProbeFailure?, address: String? = nil, tls: TLSSessionInfo? = nil, httpStatus: Int? = nil,
-                registry: RegistryObservation? = nil, ipProtocol: Int? = nil) {
+                observation: Observation? = nil, ipProtocol: Int? = nil) {
         self.target = target
         self.path = path
         self.startedAt = startedAt
@@ -58,53 +65,7 @@ public struct ProbeResult: Sendable {
         self.address = address
         self.tls = tls
         self.httpStatus = httpStatus
-        self.registry = registry
+        self.observation = observation
         self.ipProtocol = ipProtocol
     }
-}
-
-/// What the registry phases of one round saw.
-public struct RegistryObservation: Sendable, Equatable {
-    /// Docker Hub's pull limit headers (`ratelimit-*` or `x-ratelimit-*`), last seen this round.
-    public var rateLimit: RateLimit?
-    /// Manifest digest per image (`ImageReference.description`), from `Docker-Content-Digest`.
-    public var digests: [String: String] = [:]
-    /// The blob read this round, when one was due.
-    public var blob: BlobMeasurement?
-    /// Manifest requests sent this round, by method ("HEAD", "GET").
-    public var manifestRequests: [String: Int] = [:]
-    /// When each image's build was made (the `created` time of its image config, Unix
-    /// seconds), read on mirrors so mirrors can be compared among themselves when no path
-    /// reaches their upstream. Absent when not read (Docker Hub's pull quota is never spent on it).
-    public var created: [String: Double] = [:]
-    /// Images read on a mirror's behalf (for the digest comparison) that the registry could not
-    /// answer for, with why (`manifest/http_not_found: ...`). They never fail this target's
-    /// round: the comparison they were for is absent instead.
-    public var referenceFailures: [String: String] = [:]
-
-    public init() {}
-}
-
-/// `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600`.
-public struct RateLimit: Sendable, Equatable {
-    public var limit: Double?
-    public var remaining: Double?
-    public var windowSeconds: Double?
-
-    public init(limit: Double? = nil, remaining: Double? = nil, windowSeconds: Double? = nil) {
-        self.limit = limit
-        self.remaining = remaining
-        self.windowSeconds = windowSeconds
-    }
-}
-
-/// A bounded read of a blob.
-public struct BlobMeasurement: Sendable, Equatable {
-    public let bytes: Int
-    /// Seconds from the first body byte to the last.
-    public let seconds: Double
-    /// bytes / seconds; nil when too little arrived to time.
-    public let bytesPerSecond: Double?
-    /// Hosts the request was redirected through (a CDN), for people only.
-    public let redirectedTo: String?
 }

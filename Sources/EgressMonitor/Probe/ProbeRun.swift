@@ -17,14 +17,27 @@ public final class ProbeRun {
     public var ipProtocol: Int?
     public var tls: TLSSessionInfo?
     public var httpStatus: Int?
-    /// What the registry phases saw.
-    public var registry: RegistryObservation?
+    /// What the kind observed so far (`ProbeKind.initialObservation` at the start).
+    public var observation: Observation
+
+    /// What the registry phases saw, on a registry kind's run (nil on another kind's).
+    public var registry: RegistryObservation? {
+        get {
+            if case .registry(let o) = observation { return o }
+            return nil
+        }
+        set {
+            guard let newValue, case .registry = observation else { return }
+            observation = .registry(newValue)
+        }
+    }
 
     public init(target: Target, path: EgressPath, deadline: Deadline, phaseTimeouts: [Phase: Double]) {
         self.target = target
         self.path = path
         self.deadline = deadline
         self.phaseTimeouts = phaseTimeouts
+        self.observation = ProbeKinds.module(for: target.kind).initialObservation
     }
 
     /// The deadline of a phase starting now: its own timeout, capped by the overall deadline.

@@ -2,21 +2,9 @@ import EgressNet
 
 /// The one prober contract: run the phases of one kind of target over an opened run, and throw
 /// the first failure. The work common to every probe — deadline, timing, success, the result
-/// value — lives in `ProbeEngine`, not here.
+/// value — lives in `ProbeEngine`, not here. A kind's module (`Kinds/`) names its prober.
 protocol Prober: Sendable {
     func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure)
-}
-
-/// The one table from target kind to prober.
-enum Probers {
-    static func prober(for kind: TargetKind) -> any Prober {
-        switch kind {
-        case .tcp: return TCPProber()
-        case .tls: return TLSProber()
-        case .https: return HTTPSProber()
-        case .dockerhub, .mirror, .registry: return RegistryProber()
-        }
-    }
 }
 
 /// Runs probes: builds the run with its deadline, calls the kind's prober, and turns what
@@ -42,14 +30,14 @@ public struct ProbeEngine: Sendable {
                                registryState: registryState, credentials: config.credentials)
         var failure: ProbeFailure?
         do {
-            try await Probers.prober(for: target.kind).probe(run, steps: steps)
+            try await ProbeKinds.module(for: target.kind).probe(run, steps: steps)
         } catch {
             failure = error
         }
         return ProbeResult(target: target.name, path: path.name, startedAt: startedAt,
                            duration: MonotonicClock.seconds(since: start), phases: run.phases,
                            failure: failure, address: run.address, tls: run.tls, httpStatus: run.httpStatus,
-                           registry: run.registry, ipProtocol: run.ipProtocol)
+                           observation: run.observation, ipProtocol: run.ipProtocol)
     }
 }
 
@@ -142,34 +130,6 @@ struct ProbeSteps: Sendable {
                 case .badRequest(let s): throw ProbeFailure(phase, .httpBadResponse, s)
                 }
             }
-        }
-    }
-}
-
-struct TCPProber: Prober {
-    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
-        let stream = try await steps.open(run)
-        stream.close()
-    }
-}
-
-struct TLSProber: Prober {
-    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
-        let stream = try await steps.open(run)
-        defer { stream.close() }
-        _ = try await steps.tls(over: stream, run)
-    }
-}
-
-struct HTTPSProber: Prober {
-    func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure) {
-        let raw = try await steps.open(run)
-        defer { raw.close() }
-        let stream: any ByteStream = run.target.usesTLS ? try await steps.tls(over: raw, run) : raw
-        let path = run.target.url.path.isEmpty ? "/" : run.target.url.path
-        let response = try await steps.request(path, over: stream, phase: .http, run: run)
-        if let reason = HTTPStatusClass.reason(for: response.head.status), response.head.status >= 400 {
-            throw ProbeFailure(.http, reason, "HTTP \(response.head.status) \(response.head.reason)")
         }
     }
 }

@@ -97,10 +97,12 @@ public struct StatusReport: Sendable {
             tlsCipher = r?.tls?.cipher
             certNotAfter = r?.tls?.earliestNotAfter
             httpStatus = r?.httpStatus
-            rateLimitLimit = r?.registry?.rateLimit?.limit
-            rateLimitRemaining = r?.registry?.rateLimit?.remaining
-            digests = r?.registry?.digests ?? [:]
-            blobBytesPerSecond = r?.registry?.blob?.bytesPerSecond
+            // The kind's own fields: its observation's projection into the report.
+            let kind = r?.observation?.report ?? KindReport()
+            rateLimitLimit = kind.rateLimitLimit
+            rateLimitRemaining = kind.rateLimitRemaining
+            digests = kind.digests
+            blobBytesPerSecond = kind.blobBytesPerSecond
             startedAt = r?.startedAt
             self.lastSuccessAt = lastSuccessAt
         }

@@ -36,10 +36,8 @@ public final class ResultStore: Sendable {
     }
     private let preference = Mutex(Preference())
 
-    /// The last manifest digest read per target and image, over any path, with when.
-    private let digests = Mutex<[String: [String: (digest: String, at: Double)]]>([:])
-    /// mirror target → its upstream target.
-    private let upstreams = Mutex<[String: String]>([:])
+    /// The registry kind's digests across rounds, and its mirror comparisons (`RegistryKind`).
+    let registryDigests = RegistryDigests()
 
     /// What `egress_path_up` and `egress_target_up` need of the pairs' last rounds, kept as
     /// counts that each round moves by its own change (its previous last round out, the new one
@@ -61,7 +59,7 @@ public final class ResultStore: Sendable {
     /// duration histograms empty), and pairs no longer configured lose theirs.
     /// Declares which targets are mirrors of which upstream, for the digest comparison.
     public func setUpstreams(_ map: [String: String]) {
-        upstreams.withLock { $0 = map }
+        registryDigests.setUpstreams(map)
     }
 
     public func setPairs(_ keys: [PairKey]) {
@@ -81,6 +79,7 @@ public final class ResultStore: Sendable {
         for (key, _) in removed {
             metrics.removeSeries { $0["target"] == key.target && $0["path"] == key.path }
         }
+        registryDigests.forget(removed.map(\.key))
         retallied(keys: keys, removed: removed)
         for key in keys {
             let labels = [key.target, key.path]
@@ -135,51 +134,12 @@ public final class ResultStore: Sendable {
             for path in paths { metrics.set(Catalogue.pathPreferred, [result.target, path], path == chosen ? 1 : 0) }
         }
         tally(out: known.previous, in: result)
-        if let registry = result.registry { recordRegistry(registry, result: result, labels: labels) }
+        // The kind's own series: its observation's projection into metrics.
+        result.observation?.record(result, labels: labels, into: self)
         if let tls = result.tls {
             if let stale = known.stale { metrics.remove(Catalogue.tlsInfo, stale) }
             metrics.set(Catalogue.tlsInfo, labels + [tls.version, tls.cipher], 1)
             if let notAfter = tls.earliestNotAfter { metrics.set(Catalogue.certNotAfter, labels, notAfter) }
-        }
-    }
-
-    private func recordRegistry(_ registry: RegistryObservation, result: ProbeResult, labels: [String]) {
-        if let limits = registry.rateLimit {
-            if let v = limits.limit { metrics.set(Catalogue.rateLimitLimit, labels, v) }
-            if let v = limits.remaining { metrics.set(Catalogue.rateLimitRemaining, labels, v) }
-            if let v = limits.windowSeconds { metrics.set(Catalogue.rateLimitWindow, labels, v) }
-        }
-        for (method, count) in registry.manifestRequests.sorted(by: { $0.key < $1.key }) {
-            metrics.increment(Catalogue.manifestRequests, labels + [method], by: Double(count))
-        }
-        for image in registry.referenceFailures.keys.sorted() {
-            metrics.increment(Catalogue.referenceFailures, labels + [image])
-        }
-        if let blob = registry.blob {
-            metrics.increment(Catalogue.blobBytes, labels, by: Double(blob.bytes))
-            if let rate = blob.bytesPerSecond { metrics.set(Catalogue.blobThroughput, labels, rate) }
-        }
-        let now = wallClockSeconds()
-        digests.withLock { d in
-            for (image, digest) in registry.digests { d[result.target, default: [:]][image] = (digest, now) }
-        }
-        // A mirror's digests against its upstream's last known ones.
-        guard let upstream = upstreams.withLock({ $0[result.target] }) else { return }
-        let reference = digests.withLock { $0[upstream] ?? [:] }
-        for (image, digest) in registry.digests {
-            if let up = reference[image] {
-                metrics.set(Catalogue.manifestDigestMatch, labels + [image], up.digest == digest ? 1 : 0)
-            } else {
-                metrics.remove(Catalogue.manifestDigestMatch, labels + [image])
-            }
-        }
-        // An image the mirror could not answer for this round has no comparison.
-        if !result.success, result.failure?.phase == .manifest {
-            let answered = Set(registry.digests.keys)
-            metrics.removeSeries { l in
-                l["target"] == result.target && l["path"] == result.path && l["image"] != nil
-                    && !answered.contains(l["image"]!) && l["reason"] == nil && l["method"] == nil
-            }
         }
     }
 
@@ -263,7 +223,7 @@ public final class ResultStore: Sendable {
 
     /// The last digest read for `image` on `target`, over any path.
     public func digest(target: String, image: String) -> String? {
-        digests.withLock { $0[target]?[image]?.digest }
+        registryDigests.digest(target: target, image: image)
     }
 
     /// The outcomes of the last rounds (`PathPreference.window`) of a pair, oldest first; empty

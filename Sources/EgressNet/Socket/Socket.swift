@@ -140,7 +140,7 @@ public final class Socket: Sendable {
         // EINTR on a non-blocking connect leaves the connection in progress, as EINPROGRESS
         // does: calling connect again would only say EALREADY.
         let started = address.withSockAddr { sa, len in
-            Syscall.nonBlocking("connect", wouldBlock: [EINPROGRESS, EINTR]) { Int(Glibc.connect(fd, sa, len)) }
+            Syscall.nonBlocking("connect", wouldBlock: { $0 == EINPROGRESS || $0 == EINTR }) { Int(Glibc.connect(fd, sa, len)) }
         }
         switch started {
         case .done: return
@@ -235,7 +235,7 @@ public final class Socket: Sendable {
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             return withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                    Syscall.nonBlocking("accept", alsoRetrying: [ECONNABORTED, EPROTO]) {
+                    Syscall.nonBlocking("accept", alsoRetrying: { $0 == ECONNABORTED || $0 == EPROTO }) {
                         Int(accept4(listener, sa, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)))
                     }
                 }

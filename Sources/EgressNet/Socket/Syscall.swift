@@ -39,13 +39,13 @@ enum Syscall {
     /// Runs `call` (a libc call returning -1 and setting errno on failure) until it does not fail
     /// with EINTR or one of `more`. `name` names the call in the trap message.
     @inline(__always)
-    static func run(_ name: @autoclosure () -> String, alsoRetrying more: [Int32] = [],
+    static func run(_ name: @autoclosure () -> String, alsoRetrying more: (Int32) -> Bool = { _ in false },
                     _ call: () -> Int) -> Outcome {
         while true {
             let result = call()
             if result >= 0 { return .success(result) }
             let code = errno
-            if code == EINTR || more.contains(code) { continue }
+            if code == EINTR || more(code) { continue }
             if code == EBADF || code == EFAULT {
                 preconditionFailure("\(name()): \(String(cString: strerror(code))) (errno \(code)): a descriptor or buffer this program does not own")
             }
@@ -57,14 +57,18 @@ enum Syscall {
     /// errnos (EAGAIN by default; EINPROGRESS for connect) become `.wouldBlock`, other failures
     /// a classified ``NetError``.
     @inline(__always)
-    static func nonBlocking(_ name: @autoclosure () -> String, wouldBlock: [Int32] = [EAGAIN, EWOULDBLOCK],
-                                   alsoRetrying more: [Int32] = [], _ call: () -> Int) -> IOAttempt<Int> {
+    static func nonBlocking(_ name: @autoclosure () -> String, wouldBlock: (Int32) -> Bool = Syscall.isWouldBlock,
+                            alsoRetrying more: (Int32) -> Bool = { _ in false }, _ call: () -> Int) -> IOAttempt<Int> {
         switch run(name(), alsoRetrying: more, call) {
         case .success(let n): return .done(n)
-        case .failure(let code) where wouldBlock.contains(code): return .wouldBlock
+        case .failure(let code) where wouldBlock(code): return .wouldBlock
         case .failure(let code): return .failed(NetError.from(errno: code, call: name()))
         }
     }
+
+    /// EAGAIN (EWOULDBLOCK): the usual would-block. Predicates rather than errno lists, so a
+    /// call on the I/O path allocates nothing.
+    static func isWouldBlock(_ code: Int32) -> Bool { code == EAGAIN || code == EWOULDBLOCK }
 
     /// ``run(_:alsoRetrying:_:)`` for a call that cannot block; a failure is thrown as a
     /// classified ``NetError``.
