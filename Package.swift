@@ -21,6 +21,13 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The system zlib (zlib1g-dev), for gzip-compressed scrapes; seen only by EgressMetrics.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // epoll and eventfd headers, which the Glibc module does not import.
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         // The package's lock: Synchronization.Mutex's API on pthread_mutex_t, which
@@ -28,8 +35,8 @@ let package = Package(
         .target(name: "EgressSync", swiftSettings: productSwiftSettings),
         // Sockets, deadlines, the epoll reactor, DNS, TLS, HTTP/1.1, proxy handshakes.
         .target(name: "EgressNet", dependencies: ["COpenSSL", "CLinux", "EgressSync"], swiftSettings: productSwiftSettings),
-        // Counters, gauges, histograms and the text exposition. Knows no network.
-        .target(name: "EgressMetrics", dependencies: ["EgressSync"], swiftSettings: productSwiftSettings),
+        // Counters, gauges, histograms; the text, OpenMetrics and protobuf expositions, gzip. Knows no network.
+        .target(name: "EgressMetrics", dependencies: ["EgressSync", "CZlib"], swiftSettings: productSwiftSettings),
         // The product: config, probes, registry semantics, scheduler, catalogue, server, reports.
         .target(name: "EgressMonitor", dependencies: ["EgressNet", "EgressMetrics", "EgressSync", "CLinux"], swiftSettings: productSwiftSettings),
         // Thin: arguments, signals, wiring.

@@ -21,6 +21,7 @@ declare -A need=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [python3]=python3
+  [lintian]=lintian
   [dockerd]=docker.io
   [ctr]=containerd
   [nsenter]=util-linux
@@ -35,6 +36,7 @@ for prog in "${!need[@]}"; do
   command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}")
 done
 if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
+if ! pkg-config --exists zlib 2>/dev/null; then missing+=(zlib1g-dev pkg-config); fi
 [ -f /usr/include/crypt.h ] || missing+=(libcrypt-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

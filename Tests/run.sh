@@ -23,7 +23,7 @@ fi
 # Every run's output also goes to a log, which Tests/skips.sh reads for skipped tests at the end.
 log=$(mktemp /tmp/egress-tests-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests|ManageApplyTests|ManageDockerTests|DialTests|EncryptedDNSTests|ActionRunnerTests|ActionLiveTests|ActionRouteDockerTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests|ManageApplyTests|ManageDockerTests|DialTests|EncryptedDNSTests|ScrapeFormatsTests|ActionRunnerTests|ActionLiveTests|ActionRouteDockerTests'
 failed=()
 # SoakTests runs only from Tests/Soak/run.sh (EGRESS_SOAK_PROBES): left out here rather than
 # reported as a skip, which under CI would fail the run.
@@ -37,6 +37,9 @@ done
 # ---- The install recipe: the release binary with the Swift runtime linked in runs where no
 # toolchain is installed (a mount namespace hides it), on its embedded default config.
 bash Tests/Install/check.sh 2>&1 | tee -a "$log" || failed+=("install")
+# The .deb of that binary (systemd/build-deb.sh, lintian-checked) installs offline with apt in an
+# isolated root (an overlay on /, no network), the agent starts from it, and it purges cleanly.
+bash Tests/Install/deb.sh --bin .build/release/egress-monitor 2>&1 | tee -a "$log" || failed+=("deb")
 
 # ---- The benchmark's verdicts on made-up runs (missing or NaN figures, failed probes, modes).
 python3 Tests/Bench/benchlib.py selftest || failed+=("bench-selftest")

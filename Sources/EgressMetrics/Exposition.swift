@@ -22,9 +22,26 @@ final class FamilyLayout: Sendable {
     let countLinesPerSeries: Int
     /// An upper bound on the bytes of one series' lines, not counting its label text or values.
     let seriesBytesWithoutLabelsOrValues: Int
+    /// The OpenMetrics 1.0 header: `# TYPE`, `# UNIT` (where the name ends in a base unit) and
+    /// `# HELP`, naming the family as OpenMetrics does (``OpenMetrics/familyName(_:)``).
+    let openMetricsHeader: [UInt8]
+    /// Whether a histogram's classic buckets are exported (else only `+Inf`, `_sum`, `_count`
+    /// in text, and no `bucket` in protobuf).
+    let classic: Bool
+    /// Whether a histogram's native buckets are exported (protobuf only).
+    let native: Bool
+    /// The header lines of `format`.
+    func header(_ format: TextFormat) -> [UInt8] {
+        format == .openMetrics ? openMetricsHeader : header
+    }
 
-    init(_ family: MetricFamily) {
+    /// The classic buckets printed: the family's, or none.
+    var classicBucketCount: Int { classic ? family.buckets.count : 0 }
+
+    init(_ family: MetricFamily, classic: Bool = true, native: Bool = true) {
         self.family = family
+        self.classic = classic || family.type != .histogram
+        self.native = native && family.type == .histogram
         var header: [UInt8] = []
         header.append(contentsOf: "# HELP \(family.name) ".utf8)
         for byte in family.help.utf8 {
@@ -36,6 +53,8 @@ final class FamilyLayout: Sendable {
         }
         header.append(contentsOf: "\n# TYPE \(family.name) \(family.type.rawValue)\n".utf8)
         self.header = header
+        self.openMetricsHeader = OpenMetrics.header(family)
+        let buckets = self.classic ? family.buckets : []
 
         // Per line: name + "{" + labels + "," + le part (if any) + "}" + " " + value + "\n".
         let perLine = 1 + 1 + 1 + 1 + 1
@@ -55,13 +74,13 @@ final class FamilyLayout: Sendable {
             countName = Array((family.name + "_count").utf8)
             var leBytes: [UInt8] = []
             var leOffsets = [0]
-            for bound in family.buckets + [Double.infinity] {
+            for bound in buckets + [Double.infinity] {
                 leBytes += Array(#"le=""#.utf8) + Array(GoFloat.format(bound).utf8) + Array(#""} "#.utf8)
                 leOffsets.append(leBytes.count)
             }
             self.leBytes = leBytes
             self.leOffsets = leOffsets
-            let bucketLines = family.buckets.count + 1
+            let bucketLines = buckets.count + 1
             linesPerSeries = bucketLines + 2
             countLinesPerSeries = bucketLines + 1
             seriesBytesWithoutLabelsOrValues = bucketLines * (sampleName.count + perLine) + leBytes.count
@@ -105,7 +124,7 @@ enum Exposition {
             let floatLines = layout.linesPerSeries - layout.countLinesPerSeries
             let perSeries = layout.seriesBytesWithoutLabelsOrValues
                 + floatLines * GoFloat.maxLength + layout.countLinesPerSeries * countWidth
-            return total + layout.header.count + f.series.count * perSeries + f.labelTextBytes * layout.linesPerSeries
+            return total + max(layout.header.count, layout.openMetricsHeader.count) + f.series.count * perSeries + f.labelTextBytes * layout.linesPerSeries
         }
     }
 
@@ -114,12 +133,13 @@ enum Exposition {
     ///
     /// This is the hot loop of a scrape (hundreds of thousands of lines at the design's scale),
     /// so it reads everything through buffer pointers: no reference counting per line.
-    static func write(_ families: [FamilyState], into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    static func write(_ families: [FamilyState], format: TextFormat = .prometheus,
+                      into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         var w = ByteWriter(buffer)
         for family in families where !family.series.isEmpty {
             let layout = family.layout
             precondition(family.isSorted, "series of \(layout.family.name) not sorted before rendering")
-            w.write(layout.header)
+            w.write(layout.header(format))
             family.series.withUnsafeBufferPointer { series in
                 switch layout.family.type {
                 case .counter, .gauge: writeSimple(layout, series, &w)
@@ -147,7 +167,7 @@ enum Exposition {
     static func largestPiece(_ families: [FamilyState]) -> Int {
         families.reduce(0) { m, f in
             let longestLabels = f.series.reduce(0) { max($0, $1.labelText.count) }
-            return max(m, f.layout.header.count, seriesBound(f.layout, labelTextCount: longestLabels))
+            return max(m, f.layout.header.count, f.layout.openMetricsHeader.count, seriesBound(f.layout, labelTextCount: longestLabels))
         }
     }
 
@@ -155,7 +175,7 @@ enum Exposition {
     /// as whole headers and series fit in `buffer`, which holds at least
     /// ``largestPiece(_:)`` bytes. Returns the bytes written and advances `cursor`; calling it
     /// again until the cursor is done yields exactly ``write(_:into:)``'s bytes.
-    static func fill(_ families: [FamilyState], from cursor: inout Cursor,
+    static func fill(_ families: [FamilyState], format: TextFormat = .prometheus, from cursor: inout Cursor,
                      into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         var w = ByteWriter(buffer)
         while cursor.family < families.count {
@@ -164,8 +184,9 @@ enum Exposition {
             precondition(family.isSorted, "series of \(layout.family.name) not sorted before rendering")
             if cursor.series < 0 {
                 guard !family.series.isEmpty else { cursor.family += 1; continue }
-                guard buffer.count - w.count >= layout.header.count else { return w.count }
-                w.write(layout.header)
+                let header = layout.header(format)
+                guard buffer.count - w.count >= header.count else { return w.count }
+                w.write(header)
                 cursor.series = 0
             }
             // As many series as surely fit.
@@ -220,8 +241,9 @@ enum Exposition {
                 series[i].labelText.withUnsafeBufferPointer { labels in
                 series[i].bucketCounts.withUnsafeBufferPointer { counts in
                     var cumulative: UInt64 = 0
-                    for b in 0...counts.count {
-                        cumulative = b < counts.count ? cumulative + counts[b] : series[i].count
+                    let classicCount = layout.classicBucketCount
+                    for b in 0...classicCount {
+                        cumulative = b < classicCount ? cumulative + counts[b] : series[i].count
                         w.write(bucketName)
                         w.write(byte: UInt8(ascii: "{"))
                         if !labels.isEmpty {

@@ -98,6 +98,24 @@ public final class MetricStore: Sendable {
         }
     }
 
+    /// Chooses which buckets of histogram `family` are exported: `classic` (its bounds, in every
+    /// format) and `native` (the sparse exponential buckets, in protobuf only). At least one.
+    /// Both are always recorded, so switching back loses nothing. A family that is not a
+    /// histogram traps.
+    public func setHistogramExport(_ family: MetricFamily, classic: Bool, native: Bool) {
+        precondition(classic || native, "\(family.name): a histogram exports classic or native buckets or both")
+        state.withLock { s in
+            guard let i = s.families.index(forKey: family.name) else {
+                preconditionFailure("metric family \(family.name) is not registered in this store")
+            }
+            let layout = s.families.values[i].layout
+            precondition(layout.family.type == .histogram, "\(family.name) is not a histogram")
+            guard layout.classic != classic || layout.native != native else { return }
+            s.families.values[i].layout = FamilyLayout(layout.family, classic: classic, native: native)
+            s.version &+= 1
+        }
+    }
+
     // MARK: Removal
 
     /// Drops one series. Does nothing if it does not exist.
@@ -133,6 +151,19 @@ public final class MetricStore: Sendable {
             for (name, labelValues) in doomed { s.families[name]!.remove(labelValues) }
             s.version &+= 1
         }
+    }
+
+    /// Drops the series of `family` whose label set makes `predicate` return true.
+    public func removeSeries(of family: MetricFamily, where predicate: ([String: String]) -> Bool) {
+        let doomed: [[String]] = state.withLock { s in
+            let names = s.family(family).layout.family.labelNames
+            return s.family(family).series.compactMap { series in
+                var labels: [String: String] = [:]
+                for (name, value) in zip(names, series.labelValues) { labels[name] = value }
+                return predicate(labels) ? series.labelValues : nil
+            }
+        }
+        for labelValues in doomed { remove(family, labelValues) }
     }
 
     // MARK: Reading
@@ -188,14 +219,27 @@ public final class MetricStore: Sendable {
         return text
     }
 
-    /// ``render()`` as UTF-8 bytes, ready for a socket, without building a `String`.
-    public func renderBytes() -> [UInt8] {
+    /// ``render()`` as UTF-8 bytes, ready for a socket, without building a `String`; or the
+    /// exposition in another `format`.
+    public func renderBytes(_ format: ExpositionFormat = .prometheusText) -> [UInt8] {
         let families = prepareRender()
+        defer { handBack(families) }
+        switch format {
+        case .prometheusText: break
+        case .openMetrics:
+            let bound = Exposition.sizeBound(families)
+            var bytes = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                count = Exposition.write(families, format: .openMetrics, into: buffer)
+            }
+            bytes += OpenMetrics.eof
+            return bytes
+        case .protobuf:
+            return families.reduce(into: []) { $0 += Protobuf.delimitedFamily($1) }
+        }
         let bound = Exposition.sizeBound(families)
         let bytes = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
             count = Exposition.write(families, into: buffer)
         }
-        handBack(families)
         return bytes
     }
 
@@ -225,29 +269,51 @@ public final class MetricStore: Sendable {
     /// a scrape holds one buffer and the snapshot, which shares its storage with the store.
     ///
     /// An exposition of at most `keepUpTo` bytes is also kept, whole, for ``recentRender(maxAge:)``.
-    public func render<E: Error>(chunkSize: Int = 256 * 1024, keepUpTo keepLimit: Int = 0,
+    ///
+    /// `format` chooses the exposition (text 0.0.4 by default), and `gzip` compresses it as it
+    /// goes: the pieces handed to `write` are then gzip bytes, and what is kept is compressed.
+    public func render<E: Error>(as format: ExpositionFormat = .prometheusText, gzip: Bool = false,
+                                 chunkSize: Int = 256 * 1024, keepUpTo keepLimit: Int = 0,
                                  _ write: (UnsafeBufferPointer<UInt8>) async throws(E) -> Void) async throws(E) {
         let (families, version) = prepareRenderWithVersion()
         defer { handBack(families) }
-        let capacity = max(chunkSize, Exposition.largestPiece(families))
-        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity)
-        defer { buffer.deallocate() }
-        var kept: [UInt8]? = keepLimit > 0 ? [] : nil
-        var cursor = Exposition.Cursor()
-        while !cursor.isDone(families) {
-            let n = Exposition.fill(families, from: &cursor, into: buffer)
-            guard n > 0 else { continue }
-            let piece = UnsafeBufferPointer(rebasing: buffer[..<n])
-            if kept != nil {
-                if kept!.count + n <= keepLimit { kept!.append(contentsOf: piece) } else { kept = nil }
+        var sink = RenderSink(gzip: gzip ? GzipStream() : nil, keepLimit: keepLimit)
+        switch format {
+        case .prometheusText, .openMetrics:
+            let textFormat: TextFormat = format == .openMetrics ? .openMetrics : .prometheus
+            let capacity = max(chunkSize, Exposition.largestPiece(families))
+            let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: capacity)
+            defer { buffer.deallocate() }
+            var cursor = Exposition.Cursor()
+            while !cursor.isDone(families) {
+                let n = Exposition.fill(families, format: textFormat, from: &cursor, into: buffer)
+                guard n > 0 else { continue }
+                try await sink.emit(UnsafeBufferPointer(rebasing: buffer[..<n]), write)
             }
-            try await write(piece)
+            if format == .openMetrics {
+                try await withCopy(OpenMetrics.eof) { eof async throws(E) in try await sink.emit(eof, write) }
+            }
+        case .protobuf:
+            // One family at a time: a delimited message needs its length before its bytes.
+            var pending: [UInt8] = []
+            for family in families {
+                pending += Protobuf.delimitedFamily(family)
+                if pending.count >= chunkSize || family.layout === families.last?.layout {
+                    let piece = pending
+                    pending.removeAll(keepingCapacity: true)
+                    try await withCopy(piece) { p async throws(E) in try await sink.emit(p, write) }
+                }
+            }
         }
-        if let kept {
+        try await sink.finish(write)
+        if let kept = sink.kept {
             let at = ContinuousClock.now
+            let key = RenderKey(format: format, gzip: gzip)
             state.withLock { s in
                 // A newer render may have been kept meanwhile; keep the newest.
-                if s.recent.map({ $0.version <= version }) ?? true { s.recent = RecentRender(version: version, at: at, bytes: kept) }
+                if s.recent[key].map({ $0.version <= version }) ?? true {
+                    s.recent[key] = RecentRender(version: version, at: at, bytes: kept)
+                }
             }
         }
     }
@@ -256,10 +322,12 @@ public final class MetricStore: Sendable {
     /// since and it is at most `maxAge` seconds old (the process_* gauges, refreshed only by a
     /// render, are that stale at most). Lets a small agent answer a burst of scrapes without
     /// formatting each; a large one (above `keepUpTo`) always renders afresh.
-    public func recentRender(maxAge: Double) -> [UInt8]? {
+    ///
+    /// Kept per `format` and `gzip`, as rendered: a gzip render is kept compressed.
+    public func recentRender(maxAge: Double, as format: ExpositionFormat = .prometheusText, gzip: Bool = false) -> [UInt8]? {
         let now = ContinuousClock.now
         return state.withLock { s in
-            guard let r = s.recent, r.version == s.version, r.at.duration(to: now) <= .seconds(maxAge) else { return nil }
+            guard let r = s.recent[RenderKey(format: format, gzip: gzip)], r.version == s.version, r.at.duration(to: now) <= .seconds(maxAge) else { return nil }
             return r.bytes
         }
     }
@@ -341,7 +409,7 @@ struct StoreState: Sendable {
     var collectors: [@Sendable (MetricStore) -> Void] = []
     /// Bumped by every change to a series, so a kept render knows it is current.
     var version: UInt64 = 0
-    var recent: RecentRender?
+    var recent: [RenderKey: RecentRender] = [:]
 
     mutating func register(_ new: [MetricFamily], allowIdentical: Bool) {
         for family in new {
@@ -390,7 +458,13 @@ struct StoreState: Sendable {
     }
 }
 
-/// A whole exposition kept for ``MetricStore/recentRender(maxAge:)``.
+/// Which rendering a kept one is.
+struct RenderKey: Hashable, Sendable {
+    let format: ExpositionFormat
+    let gzip: Bool
+}
+
+/// A whole exposition kept for ``MetricStore/recentRender(maxAge:as:gzip:)``.
 struct RecentRender: Sendable {
     let version: UInt64
     /// When it was rendered.
@@ -406,7 +480,7 @@ struct RecentRender: Sendable {
 /// and removing one swaps in the last; either clears `isSorted`, so the order is recomputed once
 /// per change of the set of series, not once per scrape.
 struct FamilyState: Sendable {
-    let layout: FamilyLayout
+    var layout: FamilyLayout
     var series: [Series] = []
     var index: [[String]: Int] = [:]
     /// Sum of `labelText.count` over `series`, for the output size bound.
@@ -480,6 +554,8 @@ struct Series: Sendable {
     var count: UInt64 = 0
     /// A histogram's per-bucket counts, not cumulative, one per finite bound.
     var bucketCounts: [UInt64]
+    /// A histogram's native (sparse, exponential) buckets, recorded beside the classic ones.
+    var native = NativeBuckets()
 
     init(labelValues: [String], family: MetricFamily) {
         self.labelValues = labelValues
@@ -493,6 +569,7 @@ struct Series: Sendable {
         var copy = self
         copy.labelText = labelText.withUnsafeBufferPointer { Array($0) }
         copy.bucketCounts = bucketCounts.withUnsafeBufferPointer { Array($0) }
+        copy.native.positive.counts = native.positive.counts.withUnsafeBufferPointer { Array($0) }
         return copy
     }
 
@@ -504,6 +581,7 @@ struct Series: Sendable {
             if bounds[mid] >= v { hi = mid } else { lo = mid + 1 }
         }
         if lo < bounds.count { bucketCounts[lo] += 1 }
+        native.observe(v)
         count += 1
         value += v
     }

@@ -69,6 +69,7 @@ public final class Agent: Sendable {
         self.source = source
         self.current = Mutex(config)
         let results = ResultStore(metrics: metrics)
+        results.applyMetricsConfig(config.metrics)
         self.results = results
         let actions = ActionRunner(metrics: metrics)
         self.actions = actions
@@ -133,6 +134,7 @@ public final class Agent: Sendable {
         do { server.setWeb(try Self.webSettings(config.web)) } catch {
             Log.error("web settings of the new config cannot be used; keeping the old ones", ["error": "\(error)"])
         }
+        results.applyMetricsConfig(config.metrics)
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
         actions.apply(config)
         changes.apply(config)

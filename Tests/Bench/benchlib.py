@@ -410,9 +410,16 @@ FIGURES = [
     ("4. /metrics", [
         ("render2000_ms", "scrape of the 2,000-pair agent (curl time_total)", "ms", [("render2000_static_ms", "nginx, same bytes from a file")], ("<=", 50)),
         ("render2000_mb", "  exposition size", "MB", [], None),
+        ("scrape2000_gzip_mb", "  as gzip (Accept-Encoding: gzip)", "MB", [("render2000_mb", "text")], ("<=ratio", 0.125)),
+        ("scrape2000_protobuf_mb", "  as protobuf with native histograms", "MB", [("render2000_mb", "text")], None),
+        ("scrape2000_cpu_ms_gzip", "agent CPU per scrape, gzip", "ms", [("scrape2000_cpu_ms_identity", "agent, text"), ("scrape2000_nginx_gzip_cpu_ms", "nginx gzip-serving the same text")], None),
+        ("central_native_series", "central Prometheus head series, native-only (protobuf)", "", [("central_classic_series", "classic (OpenMetrics)")], ("<=ratio", 0.125)),
+        ("central_native_rss_mib", "  its RSS after 30 s", "MiB", [("central_classic_rss_mib", "classic")], None),
         ("wrk100_rps", "100-pair agent under wrk: scrapes/s", "/s", [("wrk100_static_rps", "nginx, same bytes from a file")], (">=", 2000)),
         ("wrk100_p99_ms", "  p99 latency", "ms", [("wrk100_static_p99_ms", "nginx")], ("<=", 10)),
         ("wrk100_kb", "  exposition size", "kB", [], None),
+        ("wrk100_gzip_rps", "100-pair agent under wrk with gzip: scrapes/s", "/s", [("wrk100_static_gzip_rps", "nginx gzip, same bytes from a file")], None),
+        ("wrk100_gzip_p99_ms", "  p99 latency", "ms", [("wrk100_static_gzip_p99_ms", "nginx gzip")], None),
     ]),
     ("5. Start and size", [
         ("startup_ms", "start to first /metrics answer", "ms", [("bb_startup_ms", "blackbox_exporter")], None),
@@ -554,7 +561,8 @@ def selftest():
             "agent_probe_ok_ratio": 1, "bb_spread_probe_ok_ratio": 1, "bb_probe_ok_ratio": 1,
             "scale_lag_p99_ms": 20, "scale_threads": 8, "scale_cpu_pct": 7, "scale_rss_mib": 30, "scale_ok_pairs": 1400,
             "render2000_ms": 20, "wrk100_rps": 5000, "wrk100_p99_ms": 2,
-            "fid_http_delta_agent_ms": 150.1, "fid_tls_delta_agent_ms": 100.2}
+            "fid_http_delta_agent_ms": 150.1, "fid_tls_delta_agent_ms": 100.2,
+            "render2000_mb": 14, "scrape2000_gzip_mb": 0.8, "central_classic_series": 160000, "central_native_series": 19000}
 
     def verdicts(change):
         with tempfile.TemporaryDirectory() as d:
@@ -579,7 +587,7 @@ def selftest():
 
     base = verdicts({})
     check(all(ok for ok, _ in base), f"every target met on good runs: {[t for ok, t in base if not ok]}")
-    check(len(base) == 12, f"12 verdicts on good runs, got {len(base)}")
+    check(len(base) == 14, f"14 verdicts on good runs, got {len(base)}")
     # RSS: 16 / 40 (spread) = 0.4 is met; against the burst peer (16 / 20) it would not be.
     check(any(t.startswith("agent peak RSS (VmHWM) <= 0.5 x " + SPREAD) for ok, t in base), "RSS judged against the spread peer")
     check(not any(BURST in t and "RSS" in t for ok, t in base), "RSS not judged against the burst peer")

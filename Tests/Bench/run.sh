@@ -12,7 +12,7 @@
 #                                                   # shared Swift runtime instead
 #
 # The agent is built as the README installs it: swift build -c release --static-swift-stdlib
-# (the Swift runtime linked in; the binary needs only libc, libstdc++, libssl3 and libcrypt1).
+# (the Swift runtime linked in; the binary needs only libc, libstdc++, libssl3, libcrypt1 and libz).
 #
 # Needs root (network namespaces, nft, tc). Every packet stays on loopback or in the namespaces
 # this script creates; it removes them, and stops everything it started, on exit.
@@ -135,13 +135,14 @@ record() { echo "$1 $2" >> "$W/run$RUN.tsv"; log "  $1 = $2"; }
 # ---------------------------------------------------------------------------------- ports
 BASE=""
 for b in $(seq 21000 200 29800); do
-  if [ -z "$(ss -Htan "( sport >= :$b and sport <= :$((b + 130)) )")" ]; then BASE=$b; break; fi
+  if [ -z "$(ss -Htan "( sport >= :$b and sport <= :$((b + 140)) )")" ]; then BASE=$b; break; fi
 done
 [ -n "$BASE" ] || { echo "bench: no free port range" >&2; exit 1; }
 P_REG=$BASE                                  # nginx TLS registries: BASE .. BASE+99
 P_STATIC=$((BASE + 100)) P_AGENT=$((BASE + 101)) P_BB=$((BASE + 102))
 P_D150=$((BASE + 103)) P_D0=$((BASE + 104)) P_R100=$((BASE + 105)) P_R0=$((BASE + 106))
 P_SCALE=$((BASE + 107)) P_WRK=$((BASE + 108)) P_START=$((BASE + 109)) P_BBSTART=$((BASE + 110))
+P_PROM_CLASSIC=$((BASE + 111)) P_PROM_NATIVE=$((BASE + 112))
 
 # ---------------------------------------------------------------------------------- certificates
 log "work directory $W, ports $BASE-$((BASE + 110))"
@@ -163,10 +164,12 @@ mkdir -p "$W/nginx-lo" "$W/static"
   for i in $(seq 0 99); do echo "    listen 127.0.0.1:$((P_REG + i)) ssl;"; done
   echo "    location = /v2/ { default_type application/json; add_header Docker-Distribution-API-Version registry/2.0 always; return 200 '{}'; }"
   echo "  }"
-  echo "  server { listen 127.0.0.1:$P_STATIC; root $W/static; default_type text/plain; }"
+  # gzip as the agent compresses (level 1) when the client asks for it; plain curl does not ask.
+  echo "  server { listen 127.0.0.1:$P_STATIC; root $W/static; default_type text/plain; gzip on; gzip_comp_level 1; gzip_types text/plain; }"
   echo "}"
 } > "$W/nginx-lo.conf"
 spawn nginx-lo nginx -p "$W/nginx-lo" -c "$W/nginx-lo.conf" -e "$W/nginx-lo.err" -g "daemon off;"
+NGINX_LO_PID=$LAST_PID
 until curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$P_STATIC/"; do sleep 0.05; done   # 404 on / is fine
 until curl -s -o /dev/null --cacert "$W/ca.pem" "https://127.0.0.1:$P_REG/v2/"; do sleep 0.05; done
 
@@ -519,11 +522,67 @@ section_scale() {
   record render2000_ms "$(median "${total[@]}")"
   record render2000_static_ms "$(median "${stat[@]}")"
   record render2000_mb "$(calc "$(stat -c %s "$W/static/m2000.txt") / 1e6")"
+  scrape_formats "$pid"
+  central_series
   stop "$pid"
 }
 
-wrk_figures() {  # URL PREFIX
-  wrk -t2 -c8 -d8s --latency "$1" > "$W/wrk.txt" 2>&1
+# The 2,000-pair agent's /metrics as text, gzip and protobuf (native histograms); the agent's
+# CPU per scrape with and without gzip (the probing CPU of an equally long pause taken off),
+# beside nginx gzip-compressing the same text file at the same level.
+scrape_formats() {  # AGENT_PID
+  log "4b. /metrics of the 2,000-pair agent: text, gzip, protobuf; CPU per scrape"
+  local pid=$1 pb='Accept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited'
+  curl -s -H 'Accept-Encoding: gzip' -o "$W/m2000.gz" "http://127.0.0.1:$P_SCALE/metrics"
+  curl -s -H "$pb" -o "$W/m2000.pb" "http://127.0.0.1:$P_SCALE/metrics"
+  local tb gb pbb
+  tb=$(stat -c %s "$W/static/m2000.txt"); gb=$(stat -c %s "$W/m2000.gz"); pbb=$(stat -c %s "$W/m2000.pb")
+  record scrape2000_gzip_mb "$(calc "$gb / 1e6")"
+  record scrape2000_protobuf_mb "$(calc "$pbb / 1e6")"
+  record scrape2000_gzip_over_text "$(calc "$gb / $tb")"
+  local n=5 c0 c1 c2 t0 t1 enc k
+  for enc in identity gzip; do
+    c0=$(cpu_seconds "$pid"); t0=$(now_ns)
+    for k in $(seq $n); do curl -s -o /dev/null -H "Accept-Encoding: $enc" "http://127.0.0.1:$P_SCALE/metrics"; done
+    c1=$(cpu_seconds "$pid"); t1=$(now_ns)
+    sleep "$(calc "($t1 - $t0) / 1e9")"; c2=$(cpu_seconds "$pid")
+    record "scrape2000_cpu_ms_$enc" "$(calc "max(0, ($c1 - $c0) - ($c2 - $c1)) * 1000 / $n")"
+  done
+  local worker; worker=$(pgrep -P "$NGINX_LO_PID" | head -1)
+  c0=$(cpu_seconds "$worker")
+  for k in $(seq $n); do curl -s -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$P_STATIC/m2000.txt"; done
+  c1=$(cpu_seconds "$worker")
+  record scrape2000_nginx_gzip_cpu_ms "$(calc "($c1 - $c0) * 1000 / $n")"
+}
+
+# A central Prometheus scraping the 2,000-pair agent every 5 s for 30 s: without native
+# histograms (OpenMetrics, the classic buckets) and with them (protobuf; Prometheus 2.42 then
+# keeps only the native histogram of a histogram, i.e. native-only): head series and RSS.
+central_series() {
+  log "4c. central Prometheus: series and RSS for 2,000 pairs, classic against native-only"
+  local mode port ppid
+  declare -A prom_pid
+  for mode in classic native; do
+    port=$P_PROM_CLASSIC; [ "$mode" = native ] && port=$P_PROM_NATIVE
+    printf 'global: {scrape_interval: 5s, scrape_timeout: 5s}\nscrape_configs:\n  - job_name: egress-monitor\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' "$P_SCALE" > "$W/prom-$mode.yml"
+    local -a flags=()
+    [ "$mode" = native ] && flags=(--enable-feature=native-histograms)
+    spawn "prom-$mode" prometheus --config.file="$W/prom-$mode.yml" --storage.tsdb.path="$W/prom-$mode" \
+      --web.listen-address="127.0.0.1:$port" --log.level=warn "${flags[@]}"
+    prom_pid[$mode]=$LAST_PID
+  done
+  sleep 30
+  for mode in classic native; do
+    port=$P_PROM_CLASSIC; [ "$mode" = native ] && port=$P_PROM_NATIVE
+    # Its own /metrics: the gauge is not in its TSDB unless it scrapes itself.
+    record "central_${mode}_series" "$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "prometheus_tsdb_head_series" { print $2 }')"
+    record "central_${mode}_rss_mib" "$(calc "$(status_kib "${prom_pid[$mode]}" VmRSS) / 1024")"
+    stop "${prom_pid[$mode]}"
+  done
+}
+
+wrk_figures() {  # URL PREFIX [HEADER]
+  wrk -t2 -c8 -d8s --latency ${3:+-H "$3"} "$1" > "$W/wrk.txt" 2>&1
   record "$2_rps" "$(awk '/^Requests\/sec:/ { print $2 }' "$W/wrk.txt")"
   local p99; p99=$(awk '$1 == "99%" { print $2 }' "$W/wrk.txt")
   record "$2_p99_ms" "$(python3 -c "
@@ -541,6 +600,8 @@ section_wrk() {
   record wrk100_kb "$(calc "$(stat -c %s "$W/static/m100.txt") / 1e3")"
   wrk_figures "http://127.0.0.1:$P_WRK/metrics" wrk100
   wrk_figures "http://127.0.0.1:$P_STATIC/m100.txt" wrk100_static
+  wrk_figures "http://127.0.0.1:$P_WRK/metrics" wrk100_gzip "Accept-Encoding: gzip"
+  wrk_figures "http://127.0.0.1:$P_STATIC/m100.txt" wrk100_static_gzip "Accept-Encoding: gzip"
   stop "$pid"
 }
 

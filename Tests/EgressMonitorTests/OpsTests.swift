@@ -277,11 +277,16 @@ import EgressTestSupport
     static let canRunFleet = Lab.has("prometheus") && Lab.has("tinyproxy") && Lab.has("socat")
         && Lab.has("openssl") && Lab.has("curl")
 
+    /// Twice: one Prometheus scraping the three agents (the `site` label set on each target), and
+    /// the fleet as issue 18 runs it, a Prometheus in agent mode per site (`site` in its
+    /// `external_labels`) remote-writing to a central one that evaluates the rules. One after
+    /// the other: both fleets issue the same lab certificate, and two fleets at once would
+    /// share two cores.
     @Test(.enabled(if: canRunFleet, "needs prometheus, tinyproxy, socat, openssl and curl: SKIPPED, not passed"),
-          .timeLimit(.minutes(2)))
-    func everyQueryRunsAgainstAFleetOfAgents() async throws {
+          .timeLimit(.minutes(3)), .serialized, arguments: [OpsFleet.Topology.central, .agentMode])
+    func everyQueryRunsAgainstAFleetOfAgents(topology: OpsFleet.Topology) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no agent binary at \(Self.binary)")
-        let fleet = try await OpsFleet.start(binary: Self.binary, rulesFile: Self.rulesFile)
+        let fleet = try await OpsFleet.start(binary: Self.binary, rulesFile: Self.rulesFile, topology: topology)
         defer { fleet.stop() }
         let prometheus = fleet.api
 
@@ -710,19 +715,34 @@ final class OpsFleet: @unchecked Sendable {
     let openServer: LabTCPServer
     var agents: [String: Agent] = [:]
     var prometheus: LabProcess?
+    /// The per-site Prometheus agents of ``Topology/agentMode``.
+    var siteAgents: [LabProcess] = []
     var api = PrometheusAPI(base: "")
+
+    /// How the agents' metrics reach the Prometheus that evaluates the rules.
+    enum Topology: Sendable, CustomTestStringConvertible {
+        /// One Prometheus scrapes all three agents; `site` is a target label.
+        case central
+        /// Per site, a Prometheus in agent mode (`--enable-feature=agent`) scrapes its agent and
+        /// remote-writes to the central Prometheus (`--web.enable-remote-write-receiver`),
+        /// `site` being its `external_labels`.
+        case agentMode
+
+        var testDescription: String { self == .central ? "one central Prometheus" : "agent mode + remote write" }
+    }
 
     private init(directory: String, openServer: LabTCPServer) {
         self.directory = directory
         self.openServer = openServer
     }
 
-    static func start(binary: String, rulesFile: String) async throws -> OpsFleet {
+    static func start(binary: String, rulesFile: String, topology: Topology = .central) async throws -> OpsFleet {
         let directory = try Lab.makeDirectory("ops-fleet")
         let fleet = OpsFleet(directory: directory, openServer: try LabTCPServer.start(.closeImmediately))
         do {
             try await fleet.startPeersAndAgents(binary: binary)
-            try await fleet.startPrometheus(rulesFile: rulesFile)
+            try await fleet.startPrometheus(rulesFile: rulesFile, scraping: topology == .central)
+            if topology == .agentMode { try await fleet.startSiteAgents() }
         } catch {
             fleet.stop()
             throw error
@@ -785,8 +805,8 @@ final class OpsFleet: @unchecked Sendable {
         }
     }
 
-    private func startPrometheus(rulesFile: String) async throws {
-        let targets = agents.keys.sorted().map { site in
+    private func startPrometheus(rulesFile: String, scraping: Bool) async throws {
+        let targets = !scraping ? "        []" : agents.keys.sorted().map { site in
             """
                   - targets: ["\(agents[site]!.address)"]
                     labels: {site: "\(site)"}
@@ -808,7 +828,7 @@ final class OpsFleet: @unchecked Sendable {
         """.write(toFile: configFile, atomically: true, encoding: .utf8)
         let port = FreePort.next()
         let process = try LabProcess("prometheus", arguments: [
-            "--config.file=\(configFile)", "--storage.tsdb.path=\(directory)/data",
+            "--config.file=\(configFile)", "--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver",
             "--storage.tsdb.retention.time=1h", "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
             directory: directory)
         prometheus = process
@@ -817,6 +837,36 @@ final class OpsFleet: @unchecked Sendable {
         let base = api.base
         try await api.waitFor("Prometheus ready", seconds: 20) {
             (try? await Lab.runAsync("curl", ["-sf", "--noproxy", "*", "--max-time", "2", base + "/-/ready"])) != nil
+        }
+    }
+
+    /// One Prometheus in agent mode per site: scrapes that site's agent every second, writes
+    /// ahead to its own WAL and remote-writes to the central Prometheus (``api``). The same
+    /// configuration the README's Operations section shows.
+    private func startSiteAgents() async throws {
+        for site in agents.keys.sorted() {
+            let configFile = directory + "/prometheus-agent-\(site).yml"
+            try """
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 1s
+              external_labels: {site: "\(site)"}
+            scrape_configs:
+              - job_name: egress-monitor
+                static_configs:
+                  - targets: ["\(agents[site]!.address)"]
+            remote_write:
+              - url: "\(api.base)/api/v1/write"
+                queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}
+
+            """.write(toFile: configFile, atomically: true, encoding: .utf8)
+            let port = FreePort.next()
+            let process = try LabProcess("prometheus", arguments: [
+                "--enable-feature=agent", "--config.file=\(configFile)", "--storage.agent.path=\(directory)/agent-\(site)",
+                "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
+                directory: directory, name: "prometheus-agent-\(site)")
+            siteAgents.append(process)
+            try await Self.waitUntilListening(process, port: port, timeout: 20)
         }
     }
 
@@ -870,7 +920,7 @@ final class OpsFleet: @unchecked Sendable {
     /// LabProcess's own threads, so the caller in async code does not wait). The lab directory
     /// goes once they have exited (or with the lab root when the test process ends).
     func stop() {
-        let processes = [prometheus].compactMap { $0 } + agents.values.map(\.process) + peers
+        let processes = [prometheus].compactMap { $0 } + siteAgents + agents.values.map(\.process) + peers
         for process in processes { process.stop() }
         openServer.stop()
         let directory = self.directory

@@ -5,8 +5,8 @@
 #   bash Tests/Install/check.sh            # as root (a mount and a network namespace)
 #
 # 1. Builds it as the README says: swift build -c release --static-swift-stdlib --product egress-monitor
-# 2. Its dynamic section names only libc, libm, libstdc++, libgcc_s, the loader, libssl, libcrypto
-#    and libcrypt (Debian's libc6, libstdc++6, libgcc-s1, libssl3, libcrypt1).
+# 2. Its dynamic section names only libc, libm, libstdc++, libgcc_s, the loader, libssl, libcrypto,
+#    libcrypt and libz (Debian's libc6, libstdc++6, libgcc-s1, libssl3, libcrypt1, zlib1g).
 # 3. In a new mount namespace where the toolchain's runtime directory is hidden under an empty
 #    tmpfs, and a new network namespace with only loopback (the default config probes Docker Hub:
 #    no packet leaves), the static binary starts on its embedded default config, serves /metrics
@@ -29,7 +29,7 @@ debug_bin=$PWD/.build/debug/egress-monitor
 swift build --product egress-monitor 2>&1 | tail -1
 [ -x "$debug_bin" ] || { echo "install-check: FAILED — no shared-runtime binary at $debug_bin for the control" >&2; exit 1; }
 
-allowed='^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-[a-z0-9_-]+\.so\.[0-9]+|libssl\.so\.3|libcrypto\.so\.3|libcrypt\.so\.1)$'
+allowed='^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-[a-z0-9_-]+\.so\.[0-9]+|libssl\.so\.3|libcrypto\.so\.3|libcrypt\.so\.1|libz\.so\.1)$'
 needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
 bad=$(grep -Ev "$allowed" <<<"$needed" || true)
 if [ -n "$bad" ]; then

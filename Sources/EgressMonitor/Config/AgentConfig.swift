@@ -26,6 +26,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var actions: [ActionConfig] = []
     /// The files the agent keeps right (`manage`); nil: it only measures.
     public var manage: ManageConfig?
+    /// Which duration histograms are exported, and their buckets (the `metrics` section).
+    public var metrics = MetricsConfig()
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,

@@ -113,7 +113,7 @@ struct Validator {
 
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
                             "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
-                            "manage"]
+                            "manage", "metrics"]
         + ["actions"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
@@ -199,6 +199,7 @@ struct Validator {
         }
         let web = webConfig(top["web"])
         let manage = manage(top["manage"])
+        let metricsSection = metricsConfig(top["metrics"])
         let actions = self.actions(top["actions"], targets: targetNames)
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
@@ -207,6 +208,7 @@ struct Validator {
         config.credentials = credentials
         config.web = web
         config.manage = manage
+        config.metrics = metricsSection
         config.actions = actions
         config.linkMirrorsToUpstreams()
         return config

@@ -39,6 +39,9 @@ public final class ResultStore: Sendable {
     /// The registry kind's digests across rounds, and its mirror comparisons (`RegistryKind`).
     let registryDigests = RegistryDigests()
 
+    /// Phases whose duration histograms are recorded (the config's `metrics.phase_histograms`).
+    private let phaseHistograms = Mutex<Set<Phase>>(Set(Phase.allCases))
+
     /// What `egress_path_up` and `egress_target_up` need of the pairs' last rounds, kept as
     /// counts that each round moves by its own change (its previous last round out, the new one
     /// in): a round never reads the other pairs of its path (500 targets at the scale of the
@@ -53,6 +56,16 @@ public final class ResultStore: Sendable {
 
     public init(metrics: MetricStore) {
         self.metrics = metrics
+    }
+
+    /// Applies the config's `metrics` section: the buckets exported, and the phase histograms
+    /// recorded; series of phases no longer wanted are dropped.
+    public func applyMetricsConfig(_ config: MetricsConfig) {
+        config.apply(to: metrics)
+        phaseHistograms.withLock { $0 = config.phaseHistograms }
+        let dropped = Set(Phase.allCases).subtracting(config.phaseHistograms).map(\.rawValue)
+        guard !dropped.isEmpty else { return }
+        metrics.removeSeries(of: Catalogue.phaseDuration) { $0["phase"].map(dropped.contains) == true }
     }
 
     /// Declares the pairs to be probed: their series exist from the first scrape (runs at 0,
@@ -116,7 +129,8 @@ public final class ResultStore: Sendable {
         }
         if let family = result.ipProtocol { metrics.set(Catalogue.probeIPProtocol, labels, Double(family)) }
         metrics.observe(Catalogue.probeDuration, labels, result.duration)
-        for (phase, seconds) in result.phases.sorted(by: { $0.key < $1.key }) {
+        let histogramPhases = phaseHistograms.withLock { $0 }
+        for (phase, seconds) in result.phases.sorted(by: { $0.key < $1.key }) where histogramPhases.contains(phase) {
             metrics.observe(Catalogue.phaseDuration, labels + [phase.rawValue], seconds)
         }
         if let failure = result.failure {

@@ -24,12 +24,22 @@ public struct Routes: Sendable {
         switch path {
         case "/metrics":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
-            // Formatted and sent in pieces, never whole in memory. A small exposition is kept and
-            // answers again while no series changes (at most a second: the process_* gauges).
+            // The format and compression the scrape asked for; a malformed or hostile header
+            // gets text 0.0.4, uncompressed (ScrapeRequest never fails).
+            let scrape = ScrapeRequest(accept: request.head.headers["Accept"],
+                                       acceptEncoding: request.head.headers["Accept-Encoding"])
+            var headers: HTTPHeaders = ["Content-Type": scrape.format.contentType, "Vary": "Accept, Accept-Encoding"]
+            if scrape.gzip { headers.add("Content-Encoding", GzipStream.contentEncoding) }
+            // Formatted (and compressed) and sent in pieces, never whole in memory. A small
+            // exposition is kept, compressed when it was, and answers again while no series
+            // changes (at most a second: the process_* gauges).
             let metrics = results.metrics
-            if let recent = metrics.recentRender(maxAge: 1) { return Self.ok(recent, type: MetricStore.contentType) }
-            return ServerResponse(status: 200, headers: ["Content-Type": MetricStore.contentType],
-                                  body: .stream { write throws(NetError) in try await metrics.render(keepUpTo: 1 << 20, write) })
+            if let recent = metrics.recentRender(maxAge: 1, as: scrape.format, gzip: scrape.gzip) {
+                return ServerResponse(status: 200, headers: headers, body: recent)
+            }
+            return ServerResponse(status: 200, headers: headers, body: .stream { write throws(NetError) in
+                try await metrics.render(as: scrape.format, gzip: scrape.gzip, keepUpTo: 1 << 20, write)
+            })
         case "/healthz":
             guard readOnly else { return Self.methodNotAllowed("GET, HEAD") }
             return Self.ok(Array("ok\n".utf8), type: "text/plain; charset=utf-8")

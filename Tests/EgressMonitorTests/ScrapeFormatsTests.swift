@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+@testable import EgressMetrics
+@testable import EgressMonitor
+import EgressNet
+import EgressSync
+import EgressTestSupport
+
+/// `/metrics` in each format a scrape can ask for, read back by the real peers: Prometheus 2.42
+/// with `--enable-feature=native-histograms` (protobuf, native histograms), without it
+/// (OpenMetrics, which 2.42 asks for first), curl (gzip) and promtool.
+@Suite(.serialized) struct ScrapeFormatsTests {
+    static let canRun = Lab.has("prometheus") && Lab.has("curl") && Lab.has("promtool")
+    static let loopback = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)
+
+    /// 1,000 TLS handshake durations, log-uniform from 5 ms to 2 s, and 20 connects, half of
+    /// them under a millisecond (the zero bucket).
+    static let tlsSeconds = (0..<1000).map { 0.005 * pow(400, Double($0) / 999) }
+    static let connectSeconds: [Double] = (0..<20).map { (i: Int) -> Double in i < 10 ? 0.0001 * Double(i + 1) : 0.01 * Double(i) }
+
+    /// The agent's routes over a store holding those observations, and the scrape headers seen.
+    struct Agent {
+        let server: HTTPServer
+        let seen: Seen
+        var address: String { "127.0.0.1:\(server.boundAddress.port)" }
+    }
+
+    final class Seen: Sendable {
+        let requests = Mutex<[ScrapeRequest]>([])
+    }
+
+    static func agent() throws -> Agent {
+        let metrics = MetricStore(families: Catalogue.all)
+        ProcessCollector.install(into: metrics)
+        let results = ResultStore(metrics: metrics)
+        for v in tlsSeconds { metrics.observe(Catalogue.phaseDuration, ["hub", "direct", "tls"], v) }
+        for v in connectSeconds { metrics.observe(Catalogue.phaseDuration, ["hub", "direct", "connect"], v) }
+        metrics.increment(Catalogue.probeRuns, ["hub", "direct"], by: 1000)
+        let seen = Seen()
+        let routes = Routes(results: results, reload: { nil })
+        let server = try HTTPServer(listenOn: loopback) { request in
+            if request.head.path == "/metrics" {
+                let scrape = ScrapeRequest(accept: request.head.headers["Accept"], acceptEncoding: request.head.headers["Accept-Encoding"])
+                seen.requests.withLock { $0.append(scrape) }
+            }
+            return await routes.handle(request)
+        }
+        server.start()
+        return Agent(server: server, seen: seen)
+    }
+
+    /// A Prometheus scraping `address` every second, with `features`.
+    static func prometheus(_ name: String, scraping address: String, features: [String], in directory: String) async throws -> (LabProcess, PrometheusAPI) {
+        let configFile = directory + "/\(name).yml"
+        try """
+        global: {scrape_interval: 1s, scrape_timeout: 1s}
+        scrape_configs:
+          - job_name: \(name)
+            static_configs: [{targets: ["\(address)"]}]
+
+        """.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let port = FreePort.next()
+        let process = try LabProcess("prometheus", arguments: [
+            "--config.file=\(configFile)", "--storage.tsdb.path=\(directory)/\(name)-data",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"] + features.map { "--enable-feature=\($0)" },
+            directory: directory, name: name)
+        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
+        return (process, PrometheusAPI(base: "http://127.0.0.1:\(port)"))
+    }
+
+    /// `(upper bound, count)` of each native bucket of `values`, as the agent should have sent them.
+    static func expectedNativeBuckets(_ values: [Double]) -> [Double: Int] {
+        var out: [Double: Int] = [:]
+        for v in values {
+            let upper = v <= NativeHistogram.zeroThreshold ? NativeHistogram.zeroThreshold : NativeHistogram.upperBound(NativeHistogram.index(v))
+            out[upper, default: 0] += 1
+        }
+        return out
+    }
+
+    /// The native histogram Prometheus returns for `selector`: count, sum, `upper bound -> count`.
+    static func nativeHistogram(_ api: PrometheusAPI, _ selector: String) async throws -> (count: Double, sum: Double, buckets: [Double: Int])? {
+        guard let data = try await api.get("/api/v1/query", [("query", selector)]) as? [String: Any],
+              let result = (data["result"] as? [[String: Any]])?.first,
+              let pair = result["histogram"] as? [Any], let h = pair.last as? [String: Any] else { return nil }
+        var buckets: [Double: Int] = [:]
+        for bucket in h["buckets"] as? [[Any]] ?? [] {
+            guard bucket.count == 4, let upper = (bucket[2] as? String).flatMap(Double.init),
+                  let count = (bucket[3] as? String).flatMap(Double.init) else { continue }
+            buckets[upper, default: 0] += Int(count)
+        }
+        guard let count = (h["count"] as? String).flatMap(Double.init), let sum = (h["sum"] as? String).flatMap(Double.init) else { return nil }
+        return (count, sum, buckets)
+    }
+
+    static func scalar(_ api: PrometheusAPI, _ query: String) async throws -> Double? {
+        try await api.query(query).samples.first?.value
+    }
+
+    @Test(.enabled(if: canRun, "needs prometheus, promtool and curl (Debian prometheus, curl): SKIPPED, not passed"),
+          .timeLimit(.minutes(2)))
+    func prometheusReadsNativeHistogramsAndOpenMetrics() async throws {
+        let agent = try Self.agent()
+        defer { Task { await agent.server.stop() } }
+        let directory = try Lab.makeDirectory("scrape-formats")
+        let (native, nativeAPI) = try await Self.prometheus("native", scraping: agent.address, features: ["native-histograms"], in: directory)
+        defer { native.stop() }
+        let (classic, classicAPI) = try await Self.prometheus("classic", scraping: agent.address, features: [], in: directory)
+        defer { classic.stop() }
+
+        var tls: (count: Double, sum: Double, buckets: [Double: Int])?
+        var connect: (count: Double, sum: Double, buckets: [Double: Int])?
+        try await nativeAPI.waitFor("native histograms in the TSDB, classic buckets in the other", seconds: 30) {
+            tls = try await Self.nativeHistogram(nativeAPI, #"egress_phase_duration_seconds{phase="tls"}"#)
+            connect = try await Self.nativeHistogram(nativeAPI, #"egress_phase_duration_seconds{phase="connect"}"#)
+            let classicBuckets = try await classicAPI.query(#"egress_phase_duration_seconds_bucket{phase="tls"}"#).series.count
+            return tls != nil && connect != nil && classicBuckets == Catalogue.durationBuckets.count + 1
+        }
+        // What Prometheus decoded is what the agent recorded, bucket for bucket.
+        for (name, values, decoded) in [("tls", Self.tlsSeconds, tls!), ("connect", Self.connectSeconds, connect!)] {
+            #expect(decoded.count == Double(values.count), "\(name) count")
+            #expect(abs(decoded.sum - values.reduce(0, +)) < 1e-9, "\(name) sum")
+            #expect(decoded.buckets == Self.expectedNativeBuckets(values), "\(name) buckets: \(decoded.buckets.sorted { $0.key < $1.key })")
+        }
+        #expect(connect!.buckets[NativeHistogram.zeroThreshold] == 9, "0.1-0.9 ms in the zero bucket")
+
+        // Quantiles: native within the schema's error (one bucket, 9.05 %) of the true one, and
+        // both estimates inside the classic bucket that holds the true one.
+        for q in [0.5, 0.9, 0.99] {
+            let truth = Self.tlsSeconds[Int(q * Double(Self.tlsSeconds.count)) - 1]
+            let nativeQ = try #require(try await Self.scalar(nativeAPI, #"histogram_quantile(\#(q), egress_phase_duration_seconds{phase="tls"})"#))
+            let classicQ = try #require(try await Self.scalar(classicAPI, #"histogram_quantile(\#(q), egress_phase_duration_seconds_bucket{phase="tls"})"#))
+            let hi = Catalogue.durationBuckets.first { $0 >= truth }!
+            let lo = Catalogue.durationBuckets.last { $0 < truth } ?? 0
+            #expect(abs(nativeQ - truth) / truth <= pow(2, 1.0 / 8) - 1, "q\(q): native \(nativeQ) vs true \(truth)")
+            #expect(classicQ >= lo && classicQ <= hi && nativeQ >= lo * 0.95 && nativeQ <= hi * 1.05,
+                    "q\(q): classic \(classicQ), native \(nativeQ), true \(truth) in (\(lo), \(hi)]")
+            print("q\(q): true \(truth), native \(nativeQ) (\(String(format: "%+.1f", (nativeQ / truth - 1) * 100)) %), classic \(classicQ) (\(String(format: "%+.1f", (classicQ / truth - 1) * 100)) %)")
+        }
+        // Both scraped cleanly, and each got the format it asked for, gzipped.
+        #expect(try await Self.scalar(nativeAPI, "up") == 1)
+        #expect(try await Self.scalar(classicAPI, "up") == 1)
+        #expect(try await Self.scalar(classicAPI, "egress_probe_runs_total") == 1000)
+        let negotiated = Set(agent.seen.requests.withLock { $0 })
+        #expect(negotiated == [ScrapeRequest(format: .protobuf, gzip: true), ScrapeRequest(format: .openMetrics, gzip: true)])
+    }
+
+    static func curl(_ address: String, _ arguments: [String]) async throws -> (headers: String, body: [UInt8]) {
+        let directory = try Lab.makeDirectory("scrape-curl")
+        defer { Lab.removeDirectory(directory) }
+        try await Lab.runAsync("curl", ["-sS", "--noproxy", "*", "--max-time", "10", "-D", directory + "/h", "-o", directory + "/b"]
+            + arguments + ["http://\(address)/metrics"])
+        let headers = try String(contentsOfFile: directory + "/h", encoding: .utf8)
+        let body = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/b")))
+        return (headers.lowercased(), body)
+    }
+
+    @Test(.enabled(if: canRun, "needs curl and promtool: SKIPPED, not passed"))
+    func curlDecodesGzipAndHostileHeadersGetText() async throws {
+        let agent = try Self.agent()
+        defer { Task { await agent.server.stop() } }
+        // gzip, decoded by curl.
+        let gz = try await Self.curl(agent.address, ["--compressed"])
+        #expect(gz.headers.contains("content-encoding: gzip"))
+        let text = String(decoding: gz.body, as: UTF8.self)
+        #expect(text.hasPrefix("# HELP ") && text.hasSuffix("\n") && text.contains(#"egress_phase_duration_seconds_count{target="hub",path="direct",phase="tls"} 1000"#))
+        let raw = try await Self.curl(agent.address, ["-H", "Accept-Encoding: gzip"])
+        #expect(gunzip(raw.body).map { String(decoding: $0, as: UTF8.self).hasPrefix("# HELP ") } == true)
+
+        // Hostile or malformed: 200, text 0.0.4, never gzip unless it was clearly asked for.
+        let hostile = ["Accept: application/openmetrics-text;q=nan", "Accept: ;;;;", "Accept: " + String(repeating: "a/b;q=0.1,", count: 700),
+                       "Accept: application/vnd.google.protobuf;proto=other;encoding=delimited", "Accept-Encoding: gzip;q=zz",
+                       "Accept-Encoding: " + String(repeating: "x", count: 6000), "Accept: \u{80}\u{ff}application/json", "Accept-Encoding: gzip;q=0"]
+        for header in hostile {
+            let answer = try await Self.curl(agent.address, ["-H", header])
+            #expect(answer.headers.hasPrefix("http/1.1 200"), "\(header.prefix(60)): \(answer.headers)")
+            #expect(answer.headers.contains("content-type: text/plain; version=0.0.4"), "\(header.prefix(60))")
+            #expect(!answer.headers.contains("content-encoding"), "\(header.prefix(60))")
+            #expect(String(decoding: answer.body, as: UTF8.self).hasPrefix("# HELP "))
+        }
+
+        // Control bytes are not a header value HTTP allows: the listener's parser answers 400
+        // before any route runs (a classified refusal, as for any malformed head).
+        let control = try await Self.curl(agent.address, ["-H", "Accept: \u{1}\u{7f}"])
+        #expect(control.headers.hasPrefix("http/1.1 400"), "\(control.headers)")
+
+        // OpenMetrics: # EOF last; promtool (2.42 reads text 0.0.4 only) parses it, and its only
+        // findings are the counters' `_total` samples, which OpenMetrics names apart from their
+        // family and a 0.0.4 reader therefore sees without HELP.
+        let om = try await Self.curl(agent.address, ["-H", "Accept: application/openmetrics-text; version=1.0.0"])
+        #expect(om.headers.contains("content-type: application/openmetrics-text; version=1.0.0"))
+        let omText = String(decoding: om.body, as: UTF8.self)
+        #expect(omText.hasSuffix("\n# EOF\n"))
+        #expect(omText.contains("# TYPE egress_probe_runs counter\n"))
+        let directory = try Lab.makeDirectory("scrape-promtool")
+        defer { Lab.removeDirectory(directory) }
+        try Data(om.body).write(to: URL(fileURLWithPath: directory + "/om.txt"))
+        let output = try await Lab.runAsync("sh", ["-c", "promtool check metrics < '\(directory)/om.txt' 2>&1; echo \"exit=$?\""])
+        let lines = output.split(separator: "\n")
+        #expect(lines.last != "exit=1", "promtool could not parse the OpenMetrics exposition: \(output)")
+        let counters = Set(Catalogue.all.filter { $0.type == .counter }.map(\.name))
+        for line in lines.dropLast() {
+            let name = line.split(separator: " ").first.map(String.init) ?? ""
+            #expect(counters.contains(name) && line.hasSuffix("no help text"), "promtool: \(line)")
+        }
+    }
+}
