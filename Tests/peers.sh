@@ -29,6 +29,7 @@ declare -A need=(
   [dnsdist]=dnsdist
   [unbound]=unbound
   [unbound-checkconf]=unbound
+  [setpriv]=util-linux
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -23,7 +23,7 @@ fi
 # Every run's output also goes to a log, which Tests/skips.sh reads for skipped tests at the end.
 log=$(mktemp /tmp/egress-tests-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
-io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests|ManageApplyTests|ManageDockerTests|DialTests|EncryptedDNSTests|ScrapeFormatsTests'
+io_suites='ProbeTests|SocketTests|TLSTests|LabTests|AgentTests|NamespaceTests|OpsTests|PathTests|RegistryTests|CLITests|ReportTests|ServerTests|ProcessTests|FaultMatrixTests|VerdictTests|DockerJudgeTests|ManageApplyTests|ManageDockerTests|DialTests|EncryptedDNSTests|ScrapeFormatsTests|ActionRunnerTests|ActionLiveTests|ActionRouteDockerTests'
 failed=()
 # SoakTests runs only from Tests/Soak/run.sh (EGRESS_SOAK_PROBES): left out here rather than
 # reported as a skip, which under CI would fail the run.

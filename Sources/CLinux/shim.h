@@ -96,4 +96,15 @@ static inline int egress_pidfd_send_signal(int pidfd, int signo) {
     errno = ENOSYS; return -1;
 #endif
 }
+// Child processes for the operator's actions (EgressNet's SpawnedProcess): the pidfd above turns
+// "the child exited" into a readable descriptor the epoll reactor can wait on, so no thread ever
+// blocks in waitpid.
+/// posix_spawn's "close every descriptor from `low` up" (glibc 2.34), declared here because
+/// Glibc's Swift module may not show it. `actions` is a posix_spawn_file_actions_t, typed as a
+/// plain pointer so that this header need not include <spawn.h> (Glibc's module has it).
+extern int posix_spawn_file_actions_addclosefrom_np(void *actions, int low);
+// pipe2 is declared by glibc only under _GNU_SOURCE.
+extern int pipe2(int pipefd[2], int flags);
+/// si_pid of a siginfo_t (a macro over a union the importer does not show).
+static inline pid_t egress_siginfo_pid(const siginfo_t *info) { return info->si_pid; }
 #endif

@@ -42,6 +42,9 @@ public enum ConfigSource: Sendable {
 public final class Agent: Sendable {
     public let results: ResultStore
     public let server: HTTPServer
+    /// The operator's `actions[]`, run on the changes `ViewChanges` sees in recorded results.
+    public let actions: ActionRunner
+    private let changes: ViewChanges
     /// Managed mode: keeps daemon.json's and hosts.toml's mirrors right (idle without `manage`).
     public let manager: MirrorManager
     private let scheduler: Scheduler
@@ -68,11 +71,19 @@ public final class Agent: Sendable {
         let results = ResultStore(metrics: metrics)
         results.applyMetricsConfig(config.metrics)
         self.results = results
+        let actions = ActionRunner(metrics: metrics)
+        self.actions = actions
+        self.changes = ViewChanges { actions.deliver($0) }
+        actions.apply(config)
+        changes.apply(config)
+        results.observe(changes)
         let engine = ProbeEngine(config: config, resolution: resolution, registryState: registryState)
         self.scheduler = Scheduler(engine: engine, store: results)
         // Reload is wired through a box so the route can call back into the agent once built.
         let box = ReloadBox()
         self.manager = MirrorManager(results: results, config: { box.agent?.config })
+        // Each write of a managed file is a `mirrors_written` event for the actions.
+        manager.setOnWrite { file, _, mirrors in actions.mirrorsWritten(file: file, mirrors: mirrors) }
         let web = try Self.webSettings(config.web)
         do throws(NetError) {
             self.server = try HTTPServer(listenOn: listen, web: web) { request in
@@ -94,6 +105,7 @@ public final class Agent: Sendable {
     /// The agent's own state, as the status page and `/api/v1/status` show it.
     public var status: AgentStatus {
         var status = AgentStatus(configSource: source.description, startedAt: startedAt, config: config, metrics: results.metrics)
+        status.actions = actions.status
         status.managed = manager.status
         return status
     }
@@ -124,6 +136,8 @@ public final class Agent: Sendable {
         }
         results.applyMetricsConfig(config.metrics)
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
+        actions.apply(config)
+        changes.apply(config)
         results.metrics.set(Catalogue.configReloadSuccessful, 1)
         results.metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
         Log.info("config reloaded", ["config": source.description, "pairs": "\(config.pairs.count)"])
@@ -138,10 +152,16 @@ public final class Agent: Sendable {
         return settings
     }
 
-    /// Stops probing (probes in flight are cancelled) and closes the listener.
+    /// `mirrors_written`: the hook the managed-file writer calls after writing `file`.
+    public func mirrorsWritten(file: String, mirrors: [String]) {
+        actions.mirrorsWritten(file: file, mirrors: mirrors)
+    }
+
+    /// Stops probing (probes in flight are cancelled), ends running actions and closes the listener.
     public func stop() async {
         manager.stop()
         await scheduler.stop()
+        await actions.stop()
         await server.stop()
     }
 }

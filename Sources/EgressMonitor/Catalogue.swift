@@ -109,6 +109,13 @@ public enum Catalogue {
         help: "How late probe rounds started against their schedule (waiting for a concurrency slot included).",
         type: .histogram, buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
 
+    public static let actionRuns = MetricFamily(
+        name: "egress_action_runs_total",
+        help: "Runs of each configured action, by result: ok (exit 0), failed (other exit or a signal), timeout (killed past timeout_seconds), spawn_error (could not start).",
+        type: .counter, labelNames: ["action", "result"])
+    public static let actionLastRun = MetricFamily(
+        name: "egress_action_last_run_timestamp_seconds", help: "Unix time the last run of each action ended.",
+        type: .gauge, labelNames: ["action"])
     // Managed mode (DESIGN.md, "Acting on what it measures"); `file` is daemon_json or hosts_toml.
     public static let manageWrites = MetricFamily(
         name: "egress_manage_writes_total",
@@ -132,7 +139,7 @@ public enum Catalogue {
         blobThroughput, blobBytes, referenceFailures, probeIPProtocol, dnsAnswersDisagree,
         buildInfo, configReloadSuccessful, configReloadTimestamp, schedulerLag,
         manageWrites, manageLastWrite, manageMirrors, dockerReloads,
-    ] + ProcessCollector.families
+    ] + [actionRuns, actionLastRun] + ProcessCollector.families
 
     /// A metric store with every family registered and the process collector installed.
     public static func makeStore() -> MetricStore {

@@ -57,6 +57,8 @@ enum Command: String, CaseIterable {
                   --json          JSON instead of the table:
                                   {"results": [...], "recommendations": {"TARGET": "PATH"},
                                    "paths": {"PATH": {"up", ...}}, "targets": {"TARGET": {"up", ...}}}
+                                  plus "manage" and "actions" blocks when the config has them
+                                  (check writes no file and runs no action)
                   --target NAME   probe only this target
                   --path NAME     probe only over this path
                   --log-level L   debug, info, warn or error (on stderr; default info)

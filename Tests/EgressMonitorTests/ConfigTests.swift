@@ -125,7 +125,7 @@ import EgressNet
         (#"{"credentials_file": "/nonexistent/creds.json", "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["credentials_file: cannot read /nonexistent/creds.json"]),
         (#"{"interval": 30, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery, credentials_file, web, manage, metrics)"]),
+         ["interval: unknown field (expected one of: listen, interval_seconds, timeout_seconds, phase_timeouts_seconds, concurrency, resolvers, paths, targets, discovery, credentials_file, web, manage, metrics, actions)"]),
         (#"{"discovery": {"env": false}, "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          ["discovery.env: unknown field (expected one of: environment, daemon_json, systemd_dropins, hosts_toml)"]),
         (#"{"paths": [{"name": "p", "proxy": "ftp://u:secret@proxy:21"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,

@@ -22,6 +22,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var discovery: DiscoverySettings
     /// The listener's TLS and basic auth.
     public var web = WebConfig()
+    /// Commands run when the agent's view changes (`actions[]`; Act/ActionRunner.swift).
+    public var actions: [ActionConfig] = []
     /// The files the agent keeps right (`manage`); nil: it only measures.
     public var manage: ManageConfig?
     /// Which duration histograms are exported, and their buckets (the `metrics` section).

@@ -114,6 +114,7 @@ struct Validator {
     static let topFields = ["listen", "interval_seconds", "timeout_seconds", "phase_timeouts_seconds",
                             "concurrency", "resolvers", "paths", "targets", "discovery", "credentials_file", "web",
                             "manage", "metrics"]
+        + ["actions"]
     static let discoveryFields = ["environment", "daemon_json", "systemd_dropins", "hosts_toml"]
 
     mutating func agentConfig(_ json: JSONValue) -> AgentConfig? {
@@ -199,6 +200,7 @@ struct Validator {
         let web = webConfig(top["web"])
         let manage = manage(top["manage"])
         let metricsSection = metricsConfig(top["metrics"])
+        let actions = self.actions(top["actions"], targets: targetNames)
         guard issues.isEmpty else { return nil }
         var config = AgentConfig(listen: listen, intervalSeconds: interval, timeoutSeconds: timeout,
                                  phaseTimeouts: phaseTimeouts, concurrency: concurrency,
@@ -207,6 +209,7 @@ struct Validator {
         config.web = web
         config.manage = manage
         config.metrics = metricsSection
+        config.actions = actions
         config.linkMirrorsToUpstreams()
         return config
     }

@@ -83,10 +83,10 @@ extension CheckCommand {
     /// `check --json` with, when the config has a `manage` section, what is managed, what was
     /// last written and when (from `state_dir`), and what would be written now.
     public static func json(_ results: [ProbeResult], config: AgentConfig) -> [UInt8] {
-        guard let manage = config.manage else { return json(results) }
+        guard let manage = config.manage else { return json(results, actions: config.actions) }
         let statuses = ApplyCommand.plans(config, results, manage: manage).map { ApplyCommand.status($0, stateDir: manage.stateDir) }
         // check's own document, with the block added: whatever else check prints stays as it is.
-        let plain = json(results)
+        let plain = json(results, actions: config.actions)
         guard case .object(var o)? = try? JSONValue.parse(plain) else { return plain }
         o["manage"] = .array(statuses.map(\.json))
         return (JSONValue.object(o).prettyPrinted() ?? plain.dropLast()) + [10]

@@ -72,12 +72,13 @@ public enum CheckCommand {
     }
 
     /// `check --json`: `{"results": [...], "recommendations": {"target": "path"}, "paths": {...},
-    /// "targets": {...}}`.
-    public static func json(_ results: [ProbeResult]) -> [UInt8] {
+    /// "targets": {...}}`, and `"actions"` (the config's, listed, never run) when there are any.
+    public static func json(_ results: [ProbeResult], actions: [ActionConfig] = []) -> [UInt8] {
         ReportJSON.encode(CheckJSON(
             results: results.map { StatusReport.Entry(target: $0.target, path: $0.path, last: $0,
                                                       lastSuccessAt: $0.success ? $0.startedAt + $0.duration : nil) },
-            recommendations: recommendations(results), verdicts: Attribution.judge(results)))
+            recommendations: recommendations(results), verdicts: Attribution.judge(results),
+            actions: ActionsReport.configured(actions)))
     }
 
     /// The progress line shown on a terminal while the round runs.
@@ -189,9 +190,11 @@ struct CheckJSON: JSONRepresentable {
     let results: [StatusReport.Entry]
     let recommendations: [String: String]
     let verdicts: Attribution.Verdicts
+    var actions: [ActionStatus] = []
 
     var json: JSONValue {
         .object(["results": .array(results.map(\.json)), "recommendations": .object(recommendations.mapValues { .string($0) }),
-                 "paths": Findings.pathsJSON(verdicts), "targets": Findings.targetsJSON(verdicts)])
+                 "paths": Findings.pathsJSON(verdicts), "targets": Findings.targetsJSON(verdicts)]
+            .merging(ActionsReport.block(actions)) { a, _ in a })
     }
 }

@@ -35,6 +35,7 @@ public enum ValidateCommand {
             [t.name, "on " + pairs.filter { $0.target.name == t.name }.map(\.path.name).joined(separator: ", ")]
         }, indent: "    ")
         out += manageSummary(config)
+        out += ActionsReport.summary(config.actions)
         return out
     }
 

@@ -96,6 +96,7 @@ enum StatusPage {
 
         // Managed mode (Manage/ApplyCommand.swift): what is written, when, and what would be now.
         html += ManagedFilesSection.html(report.agent?.managed ?? [], now: now)
+        html += ActionsReport.html(report.agent?.actions ?? [], now: now)
 
         html += """
         </main>

@@ -16,6 +16,8 @@ public struct AgentStatus: Sendable {
     public let lastReloadSuccessAt: Double?
     /// Managed mode's files (empty without `manage`).
     public var managed: [ManagedFileStatus] = []
+    /// The actions' last runs (Act/ActionRunner.swift); empty without actions.
+    public var actions: [ActionStatus] = []
 
     public init(version: String = EgressMonitorVersion.current, configSource: String, startedAt: Double,
                 config: AgentConfig, lastReloadSuccessful: Bool?, lastReloadSuccessAt: Double?) {
@@ -245,6 +247,8 @@ struct APIDocument: JSONRepresentable {
     /// Managed mode's files; the "manage" key appears only when there are some.
     let managed: [ManagedFileStatus]
     let verdicts: Attribution.Verdicts
+    /// Shown (as "actions") when the config has actions.
+    let actions: [ActionStatus]
 
     enum CodingKeys: String {
         case version, agent, results, recommendations, paths, targets
@@ -263,6 +267,7 @@ struct APIDocument: JSONRepresentable {
         recommendations = report.recommendations
         managed = report.agent?.managed ?? []
         verdicts = report.verdicts
+        actions = report.agent?.actions ?? []
     }
 
     var json: JSONValue {
@@ -276,6 +281,7 @@ struct APIDocument: JSONRepresentable {
             CodingKeys.targets.rawValue: Findings.targetsJSON(verdicts),
         ]
         if !managed.isEmpty { o["manage"] = .array(managed.map(\.json)) }
+        o.merge(ActionsReport.block(actions)) { a, _ in a }
         return .object(o)
     }
 }

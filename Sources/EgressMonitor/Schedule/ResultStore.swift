@@ -31,6 +31,8 @@ public final class ResultStore: Sendable {
         var choice = PathPreference()
         /// target → its paths in config order.
         var order: [String: [String]] = [:]
+        /// Told of each result (Act/Events.swift), under this lock.
+        var observer: (any ResultObserver)?
     }
     private let preference = Mutex(Preference())
 
@@ -138,7 +140,9 @@ public final class ResultStore: Sendable {
         }
         let (chosen, paths) = preference.withLock { p -> (String?, [String]) in
             let order = p.order[result.target] ?? [result.path]
-            return (p.choice.record(result, pathOrder: order), order.filter { p.choice.histories[result.target]?[$0] != nil })
+            let chosen = p.choice.record(result, pathOrder: order)
+            p.observer?.resultRecorded(result, preferredPath: chosen, targetPaths: order)
+            return (chosen, order.filter { p.choice.histories[result.target]?[$0] != nil })
         }
         if let chosen {
             for path in paths { metrics.set(Catalogue.pathPreferred, [result.target, path], path == chosen ? 1 : 0) }
@@ -151,6 +155,11 @@ public final class ResultStore: Sendable {
             metrics.set(Catalogue.tlsInfo, labels + [tls.version, tls.cipher], 1)
             if let notAfter = tls.earliestNotAfter { metrics.set(Catalogue.certNotAfter, labels, notAfter) }
         }
+    }
+
+    /// Sets the one observer told of every recorded result (the agent's `ViewChanges`).
+    public func observe(_ observer: (any ResultObserver)?) {
+        preference.withLock { $0.observer = observer }
     }
 
     // MARK: verdicts per path and per target
