@@ -319,7 +319,7 @@ case .check:
     if options.json {
         printOut(String(decoding: CheckCommand.json(results, config: config), as: UTF8.self))
     } else {
-        printOut(CheckCommand.table(results, style: style))
+        printOut(CheckCommand.table(results, style: style) + CheckCommand.managedText(results, config: config, style: style))
     }
     exit(CheckCommand.exitStatus(results))
 

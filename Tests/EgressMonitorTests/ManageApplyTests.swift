@@ -153,6 +153,18 @@ import EgressTestSupport
         #expect(manage[0]["last_written"] as? [String] == [lab.goodURL])
         #expect(manage[0]["pending_change"] as? Bool == false)
         #expect((manage[0]["last_write_timestamp_seconds"] as? Double).map { abs($0 - Date().timeIntervalSince1970) < 120 } == true)
+
+        // check's text says the same after its table: what is listed, would be written, was written.
+        let text = try await CLITests.cli(["check", "--config", dir + "/config.json", "--log-level", "warn"])
+        #expect(!text.stdout.isEmpty, "\(text)")
+        #expect(text.stdout.contains("""
+            Managed files (egress-monitor apply shows the change as a diff):
+              daemon_json \(dir)/daemon.json
+                lists now:   \(lab.goodURL)
+                would write: \(lab.goodURL) (as it is)
+                last written by egress-monitor at
+            """), "\(text)")
+        #expect(text.stdout.contains(":   \(lab.goodURL)\n") && text.stdout.contains("  hosts_toml \(dir)/hosts.toml\n"), "\(text)")
     }
 
     @Test(.enabled(if: hasLab, "needs the binary, nginx and openssl: SKIPPED, not passed"))

@@ -93,6 +93,39 @@ extension CheckCommand {
     }
 }
 
+extension CheckCommand {
+    /// `check`'s text after the table, when the config has a `manage` section: per managed file,
+    /// the mirrors it lists, what managed mode would write after this round, and the agent's
+    /// last write of it (from `state_dir`). The same facts as `check --json`'s "manage" block;
+    /// `egress-monitor apply` shows the change as a diff.
+    public static func managedText(_ results: [ProbeResult], config: AgentConfig, style: TerminalStyle = .plain) -> String {
+        guard let manage = config.manage else { return "" }
+        let statuses = ApplyCommand.plans(config, results, manage: manage).map { ApplyCommand.status($0, stateDir: manage.stateDir) }
+        guard !statuses.isEmpty else { return "" }
+        func list(_ mirrors: [String]) -> String { mirrors.isEmpty ? "no mirror" : mirrors.joined(separator: ", ") }
+        var out = "\n" + style.bold("Managed files") + " (egress-monitor apply shows the change as a diff):\n"
+        for s in statuses {
+            out += "  \(s.kind.rawValue) \(s.path)\n"
+            if let error = s.lastError {
+                out += "    " + style.red("cannot be managed: \(error)") + "\n"
+                continue
+            }
+            out += "    lists now:   \(list(s.listed))\n"
+            if let next = s.wouldWrite {
+                out += "    would write: \(list(next))" + (s.pendingChange ? " " + style.yellow("(a change)") : " (as it is)") + "\n"
+            } else {
+                out += "    would write: nothing, the file is left as it is (no mirror qualifies on path \(manage.dockerPath(in: config)) this round)\n"
+            }
+            if let at = s.lastWriteAt {
+                out += "    last written by egress-monitor at \(Format.utc(at)): \(list(s.lastWritten ?? []))\n"
+            } else {
+                out += "    never written by egress-monitor\n"
+            }
+        }
+        return out
+    }
+}
+
 /// The managed files as the status page shows them: one row per file.
 enum ManagedFilesSection {
     static func html(_ files: [ManagedFileStatus], now: Double) -> String {
