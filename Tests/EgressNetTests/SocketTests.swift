@@ -1,8 +1,30 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import EgressNet
 
 @Suite struct SocketTests {
     static let loopback = SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0)
+
+    /// EBADF from a socket call: when `close()` (from another task, which Socket allows) has
+    /// marked the socket closed, the call fails as `.closed`; when nothing closed it, it is a
+    /// bug and traps. (recv on descriptor -1 fails with EBADF as a recv does whose descriptor
+    /// another task closed between the load and the call.)
+    @Test func ebadfAfterAConcurrentCloseIsClosedElseATrap() async {
+        let attempt = Syscall.nonBlocking("recv", closedMeanwhile: { true }) { Glibc.recv(-1, nil, 0, 0) }
+        guard case .failed(.closed) = attempt else {
+            Issue.record("EBADF after a close: expected .failed(.closed), got \(attempt)")
+            return
+        }
+        let trapped = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Syscall.nonBlocking("recv", closedMeanwhile: { false }) { Glibc.recv(-1, nil, 0, 0) }
+        }
+        #if DEBUG
+        let stderr = trapped.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+        #expect(stderr.contains("recv: Bad file descriptor (errno 9)"), "stderr: \(stderr)")
+        #endif
+    }
 
     @Test func echoOverLoopback() async throws {
         let listener = try Socket.listen(on: Self.loopback)

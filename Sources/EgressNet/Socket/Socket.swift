@@ -59,6 +59,11 @@ public final class Socket: Sendable {
         }
     }
 
+    /// Whether `close()` has run, from any task. The I/O calls give it to the syscall wrapper
+    /// as `closedMeanwhile`: `close()` marks the socket closed before it closes the descriptor,
+    /// so an EBADF that a concurrent close explains fails the call as `.closed`, and only one
+    /// that a bug explains traps (TLSTests crashed in a fresh-clone CI run when LabTCPServer's
+    /// stop() closed a connection its handler task was reading).
     public var isClosed: Bool { fd < 0 }
 
     // MARK: options
@@ -140,7 +145,7 @@ public final class Socket: Sendable {
         // EINTR on a non-blocking connect leaves the connection in progress, as EINPROGRESS
         // does: calling connect again would only say EALREADY.
         let started = address.withSockAddr { sa, len in
-            Syscall.nonBlocking("connect", wouldBlock: { $0 == EINPROGRESS || $0 == EINTR }) { Int(Glibc.connect(fd, sa, len)) }
+            Syscall.nonBlocking("connect", wouldBlock: { $0 == EINPROGRESS || $0 == EINTR }, closedMeanwhile: { self.isClosed }) { Int(Glibc.connect(fd, sa, len)) }
         }
         switch started {
         case .done: return
@@ -150,7 +155,7 @@ public final class Socket: Sendable {
         try await wait(for: .writable, deadline: deadline)
         var soError: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
-        try Syscall.check("getsockopt(SO_ERROR)") { Int(getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)) }
+        try Syscall.check("getsockopt(SO_ERROR)", closedMeanwhile: { self.isClosed }) { Int(getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)) }
         if soError != 0 { throw NetError.from(errno: soError, call: "connect") }
     }
 
@@ -163,7 +168,7 @@ public final class Socket: Sendable {
     public func read(maxBytes: Int = 16 * 1024, deadline: Deadline) async throws(NetError) -> [UInt8] {
         try await io(.readable, deadline: deadline) { fd in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { scratch in
-                Syscall.nonBlocking("recv") { Glibc.recv(fd, scratch.baseAddress, scratch.count, 0) }
+                Syscall.nonBlocking("recv", closedMeanwhile: { self.isClosed }) { Glibc.recv(fd, scratch.baseAddress, scratch.count, 0) }
                     .map { Array(UnsafeBufferPointer(rebasing: scratch[..<$0])) }
             }
         }
@@ -173,7 +178,7 @@ public final class Socket: Sendable {
     public func read(into buffer: inout [UInt8], deadline: Deadline) async throws(NetError) -> Int {
         try await io(.readable, deadline: deadline) { fd in
             buffer.withUnsafeMutableBytes { raw in
-                Syscall.nonBlocking("recv") { Glibc.recv(fd, raw.baseAddress, raw.count, 0) }
+                Syscall.nonBlocking("recv", closedMeanwhile: { self.isClosed }) { Glibc.recv(fd, raw.baseAddress, raw.count, 0) }
             }
         }
     }
@@ -182,7 +187,7 @@ public final class Socket: Sendable {
     public func write(_ bytes: [UInt8], deadline: Deadline) async throws(NetError) {
         try await writeAll(count: bytes.count, deadline: deadline) { fd, offset in
             bytes.withUnsafeBytes { raw in
-                Syscall.nonBlocking("send") { Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+                Syscall.nonBlocking("send", closedMeanwhile: { self.isClosed }) { Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
             }
         }
     }
@@ -191,7 +196,7 @@ public final class Socket: Sendable {
     public func write(_ buffer: UnsafeBufferPointer<UInt8>, deadline: Deadline) async throws(NetError) {
         guard let base = buffer.baseAddress else { return }
         try await writeAll(count: buffer.count, deadline: deadline) { fd, offset in
-            Syscall.nonBlocking("send") { Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
+            Syscall.nonBlocking("send", closedMeanwhile: { self.isClosed }) { Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL)) }
         }
     }
 
@@ -235,7 +240,7 @@ public final class Socket: Sendable {
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             return withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                    Syscall.nonBlocking("accept", alsoRetrying: { $0 == ECONNABORTED || $0 == EPROTO }) {
+                    Syscall.nonBlocking("accept", alsoRetrying: { $0 == ECONNABORTED || $0 == EPROTO }, closedMeanwhile: { self.isClosed }) {
                         Int(accept4(listener, sa, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)))
                     }
                 }

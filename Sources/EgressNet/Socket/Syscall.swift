@@ -27,7 +27,9 @@ enum IOAttempt<Value> {
 ///   nothing in between (a deallocation, a log line) can overwrite it;
 /// - EINTR is retried (and any other errno the caller names, e.g. ECONNABORTED for accept);
 /// - EBADF and EFAULT trap: a descriptor that is not open or a buffer that is not mapped can
-///   only be this program's bug, and carrying on would read or write someone else's descriptor;
+///   only be this program's bug, and carrying on would read or write someone else's descriptor —
+///   except EBADF on a socket that `close()` (from another task, which `Socket` allows) has
+///   already marked closed: `closedMeanwhile` says so, and the call fails as `NetError.closed`;
 /// - anything else is returned to the caller to classify (``NetError/from(errno:call:)``).
 enum Syscall {
     /// How a call ended: its non-negative result, or the errno it failed with.
@@ -40,12 +42,13 @@ enum Syscall {
     /// with EINTR or one of `more`. `name` names the call in the trap message.
     @inline(__always)
     static func run(_ name: @autoclosure () -> String, alsoRetrying more: (Int32) -> Bool = { _ in false },
-                    _ call: () -> Int) -> Outcome {
+                    closedMeanwhile: () -> Bool = { false }, _ call: () -> Int) -> Outcome {
         while true {
             let result = call()
             if result >= 0 { return .success(result) }
             let code = errno
             if code == EINTR || more(code) { continue }
+            if code == EBADF && closedMeanwhile() { return .failure(errno: code) }
             if code == EBADF || code == EFAULT {
                 preconditionFailure("\(name()): \(String(cString: strerror(code))) (errno \(code)): a descriptor or buffer this program does not own")
             }
@@ -58,9 +61,11 @@ enum Syscall {
     /// a classified ``NetError``.
     @inline(__always)
     static func nonBlocking(_ name: @autoclosure () -> String, wouldBlock: (Int32) -> Bool = Syscall.isWouldBlock,
-                            alsoRetrying more: (Int32) -> Bool = { _ in false }, _ call: () -> Int) -> IOAttempt<Int> {
-        switch run(name(), alsoRetrying: more, call) {
+                            alsoRetrying more: (Int32) -> Bool = { _ in false }, closedMeanwhile: () -> Bool = { false },
+                            _ call: () -> Int) -> IOAttempt<Int> {
+        switch run(name(), alsoRetrying: more, closedMeanwhile: closedMeanwhile, call) {
         case .success(let n): return .done(n)
+        case .failure(EBADF): return .failed(.closed)
         case .failure(let code) where wouldBlock(code): return .wouldBlock
         case .failure(let code): return .failed(NetError.from(errno: code, call: name()))
         }
@@ -73,9 +78,11 @@ enum Syscall {
     /// ``run(_:alsoRetrying:_:)`` for a call that cannot block; a failure is thrown as a
     /// classified ``NetError``.
     @discardableResult @inline(__always)
-    static func check(_ name: @autoclosure () -> String, _ call: () -> Int) throws(NetError) -> Int {
-        switch run(name(), call) {
+    static func check(_ name: @autoclosure () -> String, closedMeanwhile: () -> Bool = { false },
+                      _ call: () -> Int) throws(NetError) -> Int {
+        switch run(name(), closedMeanwhile: closedMeanwhile, call) {
         case .success(let n): return n
+        case .failure(EBADF): throw .closed
         case .failure(let code): throw NetError.from(errno: code, call: name())
         }
     }
