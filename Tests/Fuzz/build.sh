@@ -21,10 +21,10 @@ harnesses=${*:-$all_harnesses}
 
 # -O keeps Swift's own traps (bounds, overflow, preconditions): a trap is a crash to libFuzzer.
 flags=(-O -g -swift-version 6 -parse-as-library -sanitize=fuzzer,address
-       -I "$out" -I Sources/COpenSSL -I Sources/CLinux)
+       -I "$out" -I Sources/COpenSSL -I Sources/CLinux -I Sources/CZlib)
 # Debian's OpenSSL headers are in /usr/include; another prefix comes from pkg-config.
 for f in $(pkg-config --cflags-only-I openssl 2>/dev/null); do flags+=(-Xcc "$f"); done
-libs=(-lssl -lcrypto -lcrypt)
+libs=(-lssl -lcrypto -lcrypt -lz)
 
 # module NAME DEPS...: compiles Sources/NAME into $out/NAME.o and NAME.swiftmodule when stale.
 module() {
@@ -35,7 +35,7 @@ module() {
   local stale=0
   [ -f "$object" ] || stale=1
   if [ $stale -eq 0 ]; then
-    for dep in "Sources/$name" "Sources/COpenSSL" "Sources/CLinux" "$@"; do
+    for dep in "Sources/$name" "Sources/COpenSSL" "Sources/CLinux" "Sources/CZlib" "$@"; do
       [ -e "$dep" ] || continue
       if [ -n "$(find "$dep" -newer "$object" -print -quit)" ]; then stale=1; break; fi
     done
