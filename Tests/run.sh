@@ -54,7 +54,15 @@ bash Tests/Fuzz/run.sh "${EGRESS_FUZZ_SECONDS:-20}" || failed+=("fuzzing")
 # Skips listed loudly; with CI set, any skip fails the run.
 bash Tests/skips.sh "$log" || failed+=("skipped-in-CI")
 
+# The closing line, counted from the swift-testing lines of every run above: tests passed, failed
+# (a suite that crashed before reporting its tests counts as one failure) and skipped.
+count() { sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E "$1" | grep -vc "$2" || true; }
+n_passed=$(count '^✔ Test .+ passed after' '^✔ Test run with')
+n_failed=$(count '^✘ Test .+ failed after' '^✘ Test run with')
+n_skipped=$(count '^➜ Test .+ skipped' '^➜ Test run with')
+if [ ${#failed[@]} -gt 0 ] && [ "$n_failed" -eq 0 ]; then n_failed=${#failed[@]}; fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "tests: FAILED suites: ${failed[*]}" >&2
-  exit 1
 fi
+echo "tests: $n_passed passed, $n_failed failed, $n_skipped skipped"
+[ ${#failed[@]} -eq 0 ] || exit 1
