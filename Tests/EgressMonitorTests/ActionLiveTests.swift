@@ -159,8 +159,20 @@ import EgressTestSupport
 /// without the drop-in — it fails, and the run counts as failed.
 @Suite(.serialized) struct ActionRouteDockerTests {
     static let canRun = Lab.isRoot && Lab.has("ip") && Lab.has("setpriv")
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path + "/systemd/route-docker"
+    /// A copy of systemd/route-docker in a directory every user may enter: the test runs it as
+    /// `nobody`, and a checkout under a 0700 directory (a clone in `mktemp -d`) refuses that user,
+    /// so the script never ran and table 100 was never made.
+    static let script: String = {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/systemd/route-docker"
+        let dir = "/tmp/egress-route-docker-\(getpid())"
+        _ = try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let copy = dir + "/route-docker"
+        _ = try? FileManager.default.removeItem(atPath: copy)
+        _ = try? FileManager.default.copyItem(atPath: source, toPath: copy)
+        _ = try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy)
+        return copy
+    }()
 
     static func ip(_ args: [String]) throws -> String { try Lab.run("ip", args) }
 
