@@ -28,12 +28,25 @@ public final class TLSContext: @unchecked Sendable {
     /// Forgets cached contexts (a config reload may have changed a CA file).
     public static func flushCache() { cache.withLock { $0.removeAll() } }
 
+    /// A new client context for `caFile`, not cached: for the step that loads a config's TLS
+    /// material before the config is used (`replaceCache` then makes it the one handshakes use).
+    public static func loading(caFile: String?) throws(TLSError) -> TLSContext {
+        try TLSContext(caFile: caFile)
+    }
+
+    /// Replaces every cached context with `contexts` (a config reload loaded them from its CA
+    /// files): the contexts a reload checked are the ones its probes use.
+    public static func replaceCache(with contexts: [TLSContext]) {
+        cache.withLock { cache in
+            cache.removeAll()
+            for c in contexts { cache[c.caFile ?? ""] = c }
+        }
+    }
+
     init(caFile: String?) throws(TLSError) {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else {
             throw TLSError(.protocolError, "SSL_CTX_new: \(OpenSSLErrors.drain())")
         }
-        self.ctx = ctx
-        self.caFile = caFile
         _ = egress_SSL_CTX_set_min_proto_version(ctx, egress_TLS1_2_VERSION())
         _ = egress_SSL_CTX_set_options_no_renegotiation(ctx)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
@@ -48,6 +61,11 @@ public final class TLSContext: @unchecked Sendable {
             SSL_CTX_free(ctx)
             throw TLSError(.certificateUntrusted, "cannot load the system trust store: \(detail)")
         }
+        // Stored only once configured: an init that throws after every stored property is set
+        // runs deinit, which would free the context a second time (a CA file that is not PEM
+        // crashed the agent with "double free"; ConfigTests.theLoadStepParsesCAFiles...).
+        self.ctx = ctx
+        self.caFile = caFile
     }
 
     init(adopting ctx: OpaquePointer) {
