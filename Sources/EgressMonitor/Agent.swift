@@ -59,13 +59,15 @@ public final class Agent: Sendable {
     /// and starts probing and serving.
     public static func start(source: ConfigSource, listenOverride: SocketAddress? = nil, jitter: Bool = true) throws -> Agent {
         let config = try source.load()
+        let tls = try TLSMaterial.load(config)
+        tls.install()
         let metrics = Catalogue.makeStore()
         metrics.set(Catalogue.configReloadSuccessful, 1)
         metrics.set(Catalogue.configReloadTimestamp, wallClockSeconds())
-        return try Agent(source: source, config: config, metrics: metrics, listen: listenOverride ?? config.listen, jitter: jitter)
+        return try Agent(source: source, config: config, tls: tls, metrics: metrics, listen: listenOverride ?? config.listen, jitter: jitter)
     }
 
-    private init(source: ConfigSource, config: AgentConfig, metrics: MetricStore, listen: SocketAddress, jitter: Bool) throws {
+    private init(source: ConfigSource, config: AgentConfig, tls: TLSMaterial, metrics: MetricStore, listen: SocketAddress, jitter: Bool) throws {
         self.source = source
         self.current = Mutex(config)
         let results = ResultStore(metrics: metrics)
@@ -84,7 +86,7 @@ public final class Agent: Sendable {
         self.manager = MirrorManager(results: results, config: { box.agent?.config })
         // Each write of a managed file is a `mirrors_written` event for the actions.
         manager.setOnWrite { file, _, mirrors in actions.mirrorsWritten(file: file, mirrors: mirrors) }
-        let web = try Self.webSettings(config.web)
+        let web = Self.webSettings(config.web, tls: tls)
         do throws(NetError) {
             self.server = try HTTPServer(listenOn: listen, web: web) { request in
                 await Routes(results: results, reload: { await box.agent?.reload() }, agent: { box.agent?.status }).handle(request)
@@ -115,8 +117,12 @@ public final class Agent: Sendable {
     @discardableResult
     public func reload() async -> String? {
         let config: AgentConfig
+        let tls: TLSMaterial
         do {
+            // Validated and its TLS files loaded before anything is swapped: a bad ca_file keeps
+            // the running config as a bad field does.
             config = try source.load()
+            tls = try TLSMaterial.load(config)
         } catch {
             for issue in error.issues { Log.error("config reload failed; keeping the running config", ["field": issue.path, "error": issue.message]) }
             results.metrics.set(Catalogue.configReloadSuccessful, 0)
@@ -130,10 +136,8 @@ public final class Agent: Sendable {
         if config.listen != old.listen {
             Log.warn("listen changed in the config; it takes effect at the next restart", ["listen": "\(config.listen)"])
         }
-        TLSContext.flushCache()
-        do { server.setWeb(try Self.webSettings(config.web)) } catch {
-            Log.error("web settings of the new config cannot be used; keeping the old ones", ["error": "\(error)"])
-        }
+        tls.install()
+        server.setWeb(Self.webSettings(config.web, tls: tls))
         results.applyMetricsConfig(config.metrics)
         scheduler.apply(ProbeEngine(config: config, resolution: resolution, registryState: registryState))
         actions.apply(config)
@@ -144,12 +148,9 @@ public final class Agent: Sendable {
         return nil
     }
 
-    static func webSettings(_ web: WebConfig) throws -> WebSettings {
-        var settings = WebSettings(basicAuthUsers: web.basicAuthUsers)
-        if let cert = web.tlsCertFile, let key = web.tlsKeyFile {
-            settings.tls = try TLSContext.server(certFile: cert, keyFile: key)
-        }
-        return settings
+    /// The listener's settings: `web`'s users, and the certificate `TLSMaterial.load` opened.
+    static func webSettings(_ web: WebConfig, tls: TLSMaterial) -> WebSettings {
+        WebSettings(tls: tls.server, basicAuthUsers: web.basicAuthUsers)
     }
 
     /// `mirrors_written`: the hook the managed-file writer calls after writing `file`.

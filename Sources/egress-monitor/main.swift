@@ -259,7 +259,9 @@ Log.setLevel(arguments.logLevel)
 
 func loadConfigOrExit(_ source: ConfigSource) -> AgentConfig {
     do {
-        return try source.load()
+        let config = try source.load()
+        try TLSMaterial.load(config).install()
+        return config
     } catch {
         fail("invalid config \(source.description):\n" + error.issues.map { "  \($0)" }.joined(separator: "\n"))
     }
@@ -292,6 +294,8 @@ case .validate:
     let config: AgentConfig
     do {
         config = try source.load()
+        // validate opens the TLS files on purpose: an unreadable ca_file is a config error here.
+        _ = try TLSMaterial.load(config)
     } catch {
         writeAll(2, ValidateCommand.errors(error, source: source.description))
         exit(1)

@@ -139,6 +139,29 @@ import EgressTestSupport
         #expect(weakAgent == nil, "the agent outlived its last reference after stop()")
     }
 
+    /// A reload whose ca_file cannot be read keeps the running config, and the error names the
+    /// field; once the file is there, the same config loads. Validation opens no file, so this
+    /// is the load step at work (break: dropping TLSMaterial.load from reload() swaps the bad config in).
+    @Test func reloadWithAnUnreadableCAFileKeepsTheRunningConfig() async throws {
+        let dir = try Lab.makeDirectory("reload-ca")
+        defer { Lab.removeDirectory(dir) }
+        let path = dir + "/config.json", ca = dir + "/ca.pem"
+        func write(_ targets: String) throws {
+            try #"{"interval_seconds": 60, "timeout_seconds": 1, "discovery": false, "targets": [\#(targets)]}"#
+                .write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write(#"{"name": "a", "kind": "tcp", "url": "tcp://127.0.0.1:1"}"#)
+        let agent = try Agent.start(source: .file(path), listenOverride: SocketAddress(ip: IPAddress("127.0.0.1")!, port: 0), jitter: false)
+        try write(#"{"name": "b", "kind": "tls", "url": "tls://127.0.0.1:1", "ca_file": "\#(ca)"}"#)
+        let error = await agent.reload()
+        #expect(error == "targets[0].ca_file: cannot read \(ca)")
+        #expect(agent.config.targets.map(\.name) == ["a"], "the running config stays")
+        try FileManager.default.copyItem(atPath: "/etc/ssl/certs/ca-certificates.crt", toPath: ca)
+        #expect(await agent.reload() == nil)
+        #expect(agent.config.targets.map(\.name) == ["b"])
+        await agent.stop()
+    }
+
     @Test(.enabled(if: Lab.has("curl"), "needs curl"))
     func reloadKeepsCountersAndDropsRemovedPairs() async throws {
         let closedA = try LabTCPServer.start(.closeImmediately)

@@ -164,8 +164,6 @@ import EgressNet
          [#"targets[0].image: "Alpine" has an invalid repository name "Alpine" (lower-case letters, digits, . _ - and /)"#]),
         (#"{"targets": [{"name": "x", "kind": "tcp", "url": "tcp://h:22", "image": "alpine"}]}"#,
          ["targets[0].image: only registry targets (dockerhub, mirror, registry) probe images"]),
-        (#"{"targets": [{"name": "x", "kind": "registry", "url": "https://r.example", "ca_file": "/nonexistent/ca.pem"}]}"#,
-         ["targets[0].ca_file: cannot read /nonexistent/ca.pem"]),
         (#"{"paths": [{"name": "p", "ip_family": "inet6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"paths[0].ip_family: "inet6" is not "ipv4" or "ipv6""#]),
         (#"{"paths": [{"name": "p", "source_address": "10.0.0.2", "ip_family": "ipv6"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
@@ -180,8 +178,6 @@ import EgressNet
          ["resolvers[0]: give one of dot and doh"]),
         (#"{"resolvers": [{"name": "d", "address": "1.1.1.1", "tls_name": "d.example"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
          [#"resolvers[0].tls_name: only a DNS-over-TLS resolver ("dot") has a tls_name"#]),
-        (#"{"resolvers": [{"name": "d", "dot": "1.1.1.1", "ca_file": "/nonexistent/ca.pem"}], "targets": [{"name": "x", "kind": "dockerhub"}]}"#,
-         ["resolvers[0].ca_file: cannot read /nonexistent/ca.pem"]),
         (#"{"targets": []}"#, ["targets: must name at least one target"]),
         (#"{}"#, ["targets: required"]),
         (#"[]"#, ["expected an object, found an array"]),
@@ -193,6 +189,52 @@ import EgressNet
         } catch {
             #expect(error.issues.map(\.description) == expected)
         }
+    }
+
+    /// Validation opens no TLS file: a config naming CA files and a listener certificate that do
+    /// not exist yet decodes, and only the separate load step fails, naming each field as
+    /// validation would (the two unreadable ca_file cases were validation errors before).
+    /// Break: the old validation (isReadable on ca_file, TLSContext.server on web) fails the decode.
+    @Test func validationOpensNoTLSFileAndTheLoadStepNamesTheField() throws {
+        let config = try Self.decode("""
+        {"web": {"tls_cert_file": "/nonexistent/cert.pem", "tls_key_file": "/nonexistent/key.pem"},
+         "resolvers": [{"name": "d", "dot": "1.1.1.1", "ca_file": "/nonexistent/dot-ca.pem"}],
+         "targets": [{"name": "x", "kind": "registry", "url": "https://r.example", "ca_file": "/nonexistent/ca.pem"}]}
+        """)
+        #expect(config.tlsFiles.map(\.field) == ["resolvers[0].ca_file", "targets[0].ca_file", "web.tls_cert_file"])
+        do {
+            _ = try TLSMaterial.load(config)
+            Issue.record("loaded TLS files that do not exist")
+        } catch {
+            let lines = error.issues.map(\.description)
+            #expect(lines.prefix(2) == ["resolvers[0].ca_file: cannot read /nonexistent/dot-ca.pem",
+                                        "targets[0].ca_file: cannot read /nonexistent/ca.pem"], "\(lines)")
+            #expect(lines.count == 3 && lines[2].hasPrefix("web.tls_cert_file: cannot load certificate /nonexistent/cert.pem"), "\(lines)")
+        }
+    }
+
+    /// The load step parses what it opens: a readable file that holds no certificate is an error
+    /// on its field, and a real bundle becomes the context every handshake then uses.
+    @Test func theLoadStepParsesCAFilesAndInstallsTheirContexts() throws {
+        let junk = FileManager.default.temporaryDirectory.appendingPathComponent("junk-ca-\(UUID()).pem").path
+        FileManager.default.createFile(atPath: junk, contents: Data("not a certificate".utf8))
+        defer { try? FileManager.default.removeItem(atPath: junk) }
+        let bad = try Self.decode(#"{"targets": [{"name": "x", "kind": "tls", "url": "tls://127.0.0.1:1", "ca_file": "\#(junk)"}]}"#)
+        do {
+            _ = try TLSMaterial.load(bad)
+            Issue.record("loaded a CA file without a certificate")
+        } catch {
+            #expect(error.issues.map(\.path) == ["targets[0].ca_file"])
+            #expect(error.issues.first?.message.hasPrefix("cannot load CA file \(junk)") == true, "\(error)")
+        }
+        let bundle = "/etc/ssl/certs/ca-certificates.crt"
+        guard FileManager.default.isReadableFile(atPath: bundle) else { return }
+        let good = try Self.decode(#"{"targets": [{"name": "x", "kind": "tls", "url": "tls://127.0.0.1:1", "ca_file": "\#(bundle)"}, {"name": "y", "kind": "tls", "url": "tls://127.0.0.1:2", "ca_file": "\#(bundle)"}]}"#)
+        let material = try TLSMaterial.load(good)
+        #expect(material.clients.count == 1 && material.server == nil, "one context per CA file")
+        material.install()
+        #expect(try TLSContext.client(caFile: bundle) === material.clients[0], "handshakes use the loaded context")
+        TLSContext.flushCache()
     }
 
     @Test func mirrorsGetDockerHubAsUpstreamAndItProbesTheirImages() throws {

@@ -28,6 +28,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var manage: ManageConfig?
     /// Which duration histograms are exported, and their buckets (the `metrics` section).
     public var metrics = MetricsConfig()
+    /// The TLS files the config names, each with its field path: validation notes them without
+    /// opening them, and `TLSMaterial.load` opens them when the agent starts or reloads.
+    public var tlsFiles: [TLSFileReference] = []
 
     public init(listen: SocketAddress, intervalSeconds: Double, timeoutSeconds: Double,
                 phaseTimeouts: [Phase: Double] = [:], concurrency: Int = ConfigDefaults.concurrency,

@@ -2,6 +2,8 @@ import EgressNet
 
 /// Reads and validates config files. Every problem is reported at once, each with the JSON
 /// path of the field (`targets[2].url: ...`); unknown fields are errors, not silently ignored.
+/// Validation checks the document's shape only: the TLS files it names are noted in
+/// `AgentConfig.tlsFiles`, and opened by the separate step `TLSMaterial.load`.
 public enum ConfigLoader {
     /// Loads and validates the config file at `path`.
     public static func load(path: String) throws(ConfigError) -> AgentConfig {
@@ -26,6 +28,9 @@ public enum ConfigLoader {
 /// Walks a JSON document, collecting issues with their paths.
 struct Validator {
     var issues: [ConfigIssue] = []
+    /// The TLS files met so far, with their field paths; noted, never opened here (a pure
+    /// validation can run anywhere, and `TLSMaterial.load` opens them once, where they are used).
+    var tlsFiles: [TLSFileReference] = []
 
     static let namePattern = "letters, digits, '.', '_' and '-', at most 64 characters"
 
@@ -210,6 +215,7 @@ struct Validator {
         config.manage = manage
         config.metrics = metricsSection
         config.actions = actions
+        config.tlsFiles = tlsFiles
         config.linkMirrorsToUpstreams()
         return config
     }
@@ -222,9 +228,7 @@ struct Validator {
         web.tlsKeyFile = string(dict, "tls_key_file", at: "web")
         switch (web.tlsCertFile, web.tlsKeyFile) {
         case (let cert?, let key?):
-            do { _ = try TLSContext.server(certFile: cert, keyFile: key) } catch {
-                fail("web.tls_cert_file", error.detail)
-            }
+            tlsFiles.append(TLSFileReference(field: "web.tls_cert_file", file: .serverCertificate(certFile: cert, keyFile: key)))
         case (nil, nil):
             break
         case (nil, _):
@@ -288,11 +292,8 @@ struct Validator {
         }
         let dot = string(dict, "dot", at: path), doh = string(dict, "doh", at: path)
         let tlsName = string(dict, "tls_name", at: path)
-        var caFile = string(dict, "ca_file", at: path)
-        if let f = caFile, !SystemFile.isReadable(f) {
-            fail(join(path, "ca_file"), "cannot read \(f)")
-            caFile = nil
-        }
+        let caFile = string(dict, "ca_file", at: path)
+        if let f = caFile { tlsFiles.append(TLSFileReference(field: join(path, "ca_file"), file: .caFile(f))) }
         if dot == nil && doh == nil {
             if tlsName != nil { fail(join(path, "tls_name"), "only a DNS-over-TLS resolver (\"dot\") has a tls_name") }
             if caFile != nil { fail(join(path, "ca_file"), "only an encrypted resolver (\"dot\" or \"doh\") has a ca_file") }
@@ -467,11 +468,8 @@ struct Validator {
         if let kind {
             url = targetURL(urlText, kind: kind, at: join(path, "url"))
         }
-        var caFile = string(dict, "ca_file", at: path)
-        if let f = caFile, !SystemFile.isReadable(f) {
-            fail(join(path, "ca_file"), "cannot read \(f)")
-            caFile = nil
-        }
+        let caFile = string(dict, "ca_file", at: path)
+        if let f = caFile { tlsFiles.append(TLSFileReference(field: join(path, "ca_file"), file: .caFile(f))) }
         let resolver = string(dict, "resolver", at: path)
         if let r = resolver, !resolvers.contains(r) {
             fail(join(path, "resolver"), "\"\(r)\" is not a resolver named in resolvers (\(resolvers.sorted().joined(separator: ", ")))")
