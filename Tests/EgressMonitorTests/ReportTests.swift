@@ -185,6 +185,34 @@ import Testing
         #expect(TerminalStyle.style(terminal: true, environment: ["NO_COLOR": ""]).colour == true)
     }
 
+    /// The registry kind's report projection: a round's pull limits, digests and blob
+    /// throughput land under the same JSON keys as before the projection moved into `Kinds/`,
+    /// a tcp round carries the same keys unset, and the status page prints the kind's facts.
+    /// Breaks: "rate_limit_limit" dropped from RegistryKind.reportKeys (the tcp entry loses the
+    /// key, red); the facts not appended in StatusPage.workingRow (red).
+    @Test func aRegistryRoundsOwnFieldsKeepTheirKeysAndShowOnThePage() throws {
+        var registry = RegistryObservation()
+        registry.rateLimit = RateLimit(limit: 100, remaining: 76, windowSeconds: 21_600)
+        registry.digests = ["library/alpine:latest": "sha256:aa"]
+        registry.blob = BlobMeasurement(bytes: 4_194_304, seconds: 2, bytesPerSecond: 2_097_152, redirectedTo: nil)
+        let hub = ProbeResult(target: "hub", path: "direct", startedAt: Self.t0, duration: 0.2, phases: [.dns: 0.02, .http: 0.1],
+                              failure: nil, address: "127.0.0.1:5443", httpStatus: 200, registry: registry)
+        let port = ProbeResult(target: "port", path: "direct", startedAt: Self.t0, duration: 0.01,
+                               phases: [.dns: 0.001, .connect: 0.009], failure: nil, address: "127.0.0.1:22", observation: .tcp)
+        let json = try JSONSerialization.jsonObject(with: Data(CheckCommand.json([hub, port]))) as? [String: Any]
+        let results = try #require(json?["results"] as? [[String: Any]])
+        let byTarget = Dictionary(uniqueKeysWithValues: results.map { ($0["target"] as? String ?? "", $0) })
+        let h = try #require(byTarget["hub"]), p = try #require(byTarget["port"])
+        #expect(h["rate_limit_limit"] as? Double == 100 && h["rate_limit_remaining"] as? Double == 76)
+        #expect(h["digests"] as? [String: String] == ["library/alpine:latest": "sha256:aa"])
+        #expect(h["blob_bytes_per_second"] as? Double == 2_097_152)
+        #expect(Set(h.keys) == Set(p.keys), "one shape whatever the kind")
+        #expect(p["rate_limit_limit"] is NSNull && p["rate_limit_remaining"] is NSNull && p["blob_bytes_per_second"] is NSNull)
+        #expect(p["digests"] as? [String: String] == [:])
+        let page = String(decoding: StatusPage.render(Self.report([hub, port])), as: UTF8.self)
+        #expect(page.contains("HTTP 200 · pull limit: 76 of 100 left · blob \(Format.throughput(2_097_152))</td>"), "\(page)")
+    }
+
     @Test func checkJSONHasOneShapeForEveryResult() throws {
         let json = try JSONSerialization.jsonObject(with: Data(CheckCommand.json(Self.roundResults))) as? [String: Any]
         let document = try #require(json)

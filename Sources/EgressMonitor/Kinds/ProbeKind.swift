@@ -26,11 +26,15 @@ protocol ProbeKind: Sendable {
                               validator: inout Validator)
     /// The observation a round of this kind starts with.
     static var initialObservation: Observation { get }
+    /// The keys its observation adds to a status entry's JSON, each with its value when a round
+    /// did not set it (`null`, `{}`): every entry carries every kind's keys, one shape for readers.
+    static var reportKeys: [String: JSONValue] { get }
     /// The phases of one round: throw the first failure.
     static func probe(_ run: ProbeRun, steps: ProbeSteps) async throws(ProbeFailure)
 }
 
 extension ProbeKind {
+    static var reportKeys: [String: JSONValue] { [:] }
     static var configKeys: [String] { [] }
     static var foreignKeyMessage: String { "" }
     static func decodeSection(_ dict: [String: JSONValue], at path: String, into sections: inout KindSections,
@@ -53,6 +57,11 @@ enum ProbeKinds {
 
     /// Every kind's section keys, for the config's list of known target fields.
     static var configKeys: [String] { all.flatMap { $0.configKeys } }
+
+    /// Every kind's report keys with their unset values (`KindReport.json` starts from these).
+    static let reportKeys: [String: JSONValue] = all.reduce(into: [:]) { keys, kind in
+        keys.merge(kind.reportKeys) { first, _ in first }
+    }
 }
 
 /// The config sections of the kinds, as a target carries them (defaults in each section's type).
@@ -92,14 +101,15 @@ public enum Observation: Sendable, Equatable {
     }
 }
 
-/// The kind-specific fields of a status entry (JSON, `check`, the status page). Every field is
-/// in every entry, null where its kind does not apply, so a reader of the JSON sees one shape.
-struct KindReport {
-    /// Docker Hub's pull limit and what is left of it, when the registry sent them.
-    var rateLimitLimit: Double?
-    var rateLimitRemaining: Double?
-    /// Manifest digest per image, as read this round.
-    var digests: [String: String] = [:]
-    /// Blob throughput, when a blob was read this round.
-    var blobBytesPerSecond: Double?
+/// The kind-specific part of a status entry, as the kind projects its observation (JSON,
+/// `check --json`, the status page). It is data, not fields: a new kind adds its keys in its own
+/// file (`ProbeKind.reportKeys`, its `report`), and `StatusReport.Entry` does not change.
+public struct KindReport: Sendable {
+    /// The JSON keys this round set; the others of ``ProbeKinds/reportKeys`` are there unset.
+    var fields: [String: JSONValue] = [:]
+    /// Plain-text facts for the status page's connection column ("pull limit: 76 of 100 left").
+    var facts: [String] = []
+
+    /// Every kind's keys, this round's values where it set them.
+    var json: [String: JSONValue] { ProbeKinds.reportKeys.merging(fields) { _, set in set } }
 }

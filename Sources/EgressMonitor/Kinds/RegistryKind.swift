@@ -64,10 +64,26 @@ struct RegistryKind: ProbeKind {
         store.registryDigests.record(registry, result: result, labels: labels, metrics: metrics)
     }
 
-    /// Into the report: the entry's registry fields.
+    /// The entry keys of a registry round: Docker Hub's pull limit and what is left of it (when
+    /// the registry sent them), the manifest digest per image, the blob throughput (when a blob
+    /// was read this round).
+    static let reportKeys: [String: JSONValue] = [
+        "rate_limit_limit": .null, "rate_limit_remaining": .null, "digests": .object([:]), "blob_bytes_per_second": .null,
+    ]
+
+    /// Into the report: the entry's registry fields, and the status page's facts of them.
     static func report(_ registry: RegistryObservation) -> KindReport {
-        KindReport(rateLimitLimit: registry.rateLimit?.limit, rateLimitRemaining: registry.rateLimit?.remaining,
-                   digests: registry.digests, blobBytesPerSecond: registry.blob?.bytesPerSecond)
+        let limit = registry.rateLimit?.limit, remaining = registry.rateLimit?.remaining
+        let rate = registry.blob?.bytesPerSecond
+        var facts: [String] = []
+        if let remaining {
+            facts.append("pull limit: \(Int(remaining))" + (limit.map { " of \(Int($0))" } ?? "") + " left")
+        }
+        if let rate { facts.append("blob \(Format.throughput(rate))") }
+        return KindReport(fields: ["rate_limit_limit": limit.json, "rate_limit_remaining": remaining.json,
+                                   "digests": .object(registry.digests.mapValues { .string($0) }),
+                                   "blob_bytes_per_second": rate.json],
+                          facts: facts)
     }
 }
 

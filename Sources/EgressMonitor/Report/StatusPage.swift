@@ -207,10 +207,7 @@ enum StatusPage {
                 : "certificate valid \(days) more day\(days == 1 ? "" : "s")")
         }
         if let status = e.httpStatus { connection.append("HTTP \(status)") }
-        if let left = e.rateLimitRemaining {
-            connection.append("pull limit: \(Int(left))" + (e.rateLimitLimit.map { " of \(Int($0))" } ?? "") + " left")
-        }
-        if let rate = e.blobBytesPerSecond { connection.append("blob \(Format.throughput(rate))") }
+        connection += e.observed.facts.map(escape)
         return html + connection.joined(separator: " · ") + "</td></tr>\n"
     }
 

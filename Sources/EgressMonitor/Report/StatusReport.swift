@@ -62,13 +62,9 @@ public struct StatusReport: Sendable {
         public let tlsCipher: String?
         public let certNotAfter: Double?
         public let httpStatus: Int?
-        /// Docker Hub's pull limit and what is left of it, when the registry sent them.
-        public let rateLimitLimit: Double?
-        public let rateLimitRemaining: Double?
-        /// Manifest digest per image, as read this round.
-        public let digests: [String: String]
-        /// Blob throughput, when a blob was read this round.
-        public let blobBytesPerSecond: Double?
+        /// What the round's kind observed of its own (its observation's projection, `Kinds/`):
+        /// the entry's common fields stay the same whatever kinds there are.
+        public let observed: KindReport
         public let startedAt: Double?
         public let lastSuccessAt: Double?
 
@@ -76,8 +72,6 @@ public struct StatusReport: Sendable {
             case target, path, success, phase, reason, detail, hint, phases, duration, address
             case tlsVersion = "tls_version", tlsCipher = "tls_cipher", certNotAfter = "cert_not_after"
             case httpStatus = "http_status", startedAt = "started_at", lastSuccessAt = "last_success_at"
-            case rateLimitLimit = "rate_limit_limit", rateLimitRemaining = "rate_limit_remaining", digests
-            case blobBytesPerSecond = "blob_bytes_per_second"
             case ipProtocol = "ip_protocol"
         }
 
@@ -97,20 +91,15 @@ public struct StatusReport: Sendable {
             tlsCipher = r?.tls?.cipher
             certNotAfter = r?.tls?.earliestNotAfter
             httpStatus = r?.httpStatus
-            // The kind's own fields: its observation's projection into the report.
-            let kind = r?.observation?.report ?? KindReport()
-            rateLimitLimit = kind.rateLimitLimit
-            rateLimitRemaining = kind.rateLimitRemaining
-            digests = kind.digests
-            blobBytesPerSecond = kind.blobBytesPerSecond
+            observed = r?.observation?.report ?? KindReport()
             startedAt = r?.startedAt
             self.lastSuccessAt = lastSuccessAt
         }
 
         /// Every key is always there, `null` when it does not apply, so a reader of the JSON
-        /// sees one shape.
+        /// sees one shape: the common keys, and every kind's own (`KindReport.json`) beside them.
         var json: JSONValue {
-            .object([
+            .object(observed.json.merging([
                 CodingKeys.target.rawValue: .string(target),
                 CodingKeys.path.rawValue: .string(path),
                 CodingKeys.success.rawValue: success.json,
@@ -126,13 +115,9 @@ public struct StatusReport: Sendable {
                 CodingKeys.tlsCipher.rawValue: tlsCipher.json,
                 CodingKeys.certNotAfter.rawValue: certNotAfter.json,
                 CodingKeys.httpStatus.rawValue: httpStatus.json,
-                CodingKeys.rateLimitLimit.rawValue: rateLimitLimit.json,
-                CodingKeys.rateLimitRemaining.rawValue: rateLimitRemaining.json,
-                CodingKeys.digests.rawValue: .object(digests.mapValues { .string($0) }),
-                CodingKeys.blobBytesPerSecond.rawValue: blobBytesPerSecond.json,
                 CodingKeys.startedAt.rawValue: startedAt.json,
                 CodingKeys.lastSuccessAt.rawValue: lastSuccessAt.json,
-            ])
+            ]) { _, common in common })
         }
 
         /// The round as `Attribution` judges it; nil before the first round finished.
