@@ -5,6 +5,14 @@ import EgressTestSupport
 
 /// Builds configs for tests against the lab.
 enum LabConfig {
+    /// A containerd `hosts.toml` for Docker Hub: one table per mirror, in order, each with
+    /// `capabilities = ["pull", "resolve"]` and then its own lines (`ca = "ca.pem"`).
+    static func hostsTOML(_ hosts: [(url: String, lines: [String])]) -> String {
+        "server = \"https://registry-1.docker.io\"\n\n" + hosts.map { url, lines in
+            "[host.\"\(url)\"]\n  capabilities = [\"pull\", \"resolve\"]\n" + lines.map { "  \($0)\n" }.joined()
+        }.joined(separator: "\n")
+    }
+
     static func url(_ text: String) -> EndpointURL {
         try! EndpointURL.parse(text, defaultPorts: ["https": 443, "http": 80]).get()
     }

@@ -66,20 +66,7 @@ import EgressTestSupport
         }
 
         func hostsTOML() -> String {
-            """
-            server = "https://registry-1.docker.io"
-
-            [host."\(busyURL)"]
-              capabilities = ["pull", "resolve"]
-
-            [host."\(staleURL)"]
-              capabilities = ["pull", "resolve"]
-
-            [host."\(goodURL)"]
-              capabilities = ["pull", "resolve"]
-              ca = "ca.pem"
-
-            """
+            LabConfig.hostsTOML([(busyURL, []), (staleURL, []), (goodURL, [#"ca = "ca.pem""#])])
         }
     }
 

@@ -172,20 +172,7 @@ import EgressTestSupport
     }
 
     @Test func hostsTOMLTablesFollowTheSelectionAndDockerdIsReloaded() async throws {
-        let hosts = """
-        server = "https://registry-1.docker.io"
-
-        [host."\(Self.m2)"]
-          capabilities = ["pull", "resolve"]
-
-        [host."https://127.0.0.1:5009"]
-          capabilities = ["pull", "resolve"]
-
-        [host."\(Self.m1)"]
-          capabilities = ["pull", "resolve"]
-          skip_verify = true
-
-        """
+        let hosts = LabConfig.hostsTOML([(Self.m2, []), ("https://127.0.0.1:5009", []), (Self.m1, ["skip_verify = true"])])
         let s = try Self.setup("manage-hosts", daemon: "{}", hosts: hosts, dwell: 0)
         defer { Lab.removeDirectory(s.dir) }
         // A process whose comm is dockerd (a copy of sleep): SIGHUP kills it, the proof it was sent.

@@ -714,7 +714,7 @@ final class OpsFleet: @unchecked Sendable {
     var peers: [LabProcess] = []
     let openServer: LabTCPServer
     var agents: [String: Agent] = [:]
-    var prometheus: LabProcess?
+    var prometheus: LabPrometheus?
     /// The per-site Prometheus agents of ``Topology/agentMode``.
     var siteAgents: [LabProcess] = []
     var api = PrometheusAPI(base: "")
@@ -806,38 +806,11 @@ final class OpsFleet: @unchecked Sendable {
     }
 
     private func startPrometheus(rulesFile: String, scraping: Bool) async throws {
-        let targets = !scraping ? "        []" : agents.keys.sorted().map { site in
-            """
-                  - targets: ["\(agents[site]!.address)"]
-                    labels: {site: "\(site)"}
-            """
-        }.joined(separator: "\n")
-        let configFile = directory + "/prometheus.yml"
-        try """
-        global:
-          scrape_interval: 1s
-          scrape_timeout: 1s
-          evaluation_interval: 1s
-        rule_files:
-          - "\(rulesFile)"
-        scrape_configs:
-          - job_name: egress-monitor
-            static_configs:
-        \(targets)
-
-        """.write(toFile: configFile, atomically: true, encoding: .utf8)
-        let port = FreePort.next()
-        let process = try LabProcess("prometheus", arguments: [
-            "--config.file=\(configFile)", "--storage.tsdb.path=\(directory)/data", "--web.enable-remote-write-receiver",
-            "--storage.tsdb.retention.time=1h", "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
-            directory: directory)
-        prometheus = process
-        try await Self.waitUntilListening(process, port: port, timeout: 20)
-        api = PrometheusAPI(base: "http://127.0.0.1:\(port)")
-        let base = api.base
-        try await api.waitFor("Prometheus ready", seconds: 20) {
-            (try? await Lab.runAsync("curl", ["-sf", "--noproxy", "*", "--max-time", "2", base + "/-/ready"])) != nil
-        }
+        let server = try await LabPrometheus.start(rulesFile: rulesFile,
+                                                   sites: scraping ? agents.keys.sorted().map { ($0, agents[$0]!.address) } : [],
+                                                   arguments: ["--web.enable-remote-write-receiver"])
+        prometheus = server
+        api = PrometheusAPI(base: server.base)
     }
 
     /// One Prometheus in agent mode per site: scrapes that site's agent every second, writes
@@ -920,7 +893,7 @@ final class OpsFleet: @unchecked Sendable {
     /// LabProcess's own threads, so the caller in async code does not wait). The lab directory
     /// goes once they have exited (or with the lab root when the test process ends).
     func stop() {
-        let processes = [prometheus].compactMap { $0 } + siteAgents + agents.values.map(\.process) + peers
+        let processes = [prometheus?.process].compactMap { $0 } + siteAgents + agents.values.map(\.process) + peers
         for process in processes { process.stop() }
         openServer.stop()
         let directory = self.directory

@@ -443,7 +443,7 @@ struct RegistryTests {
             """,
         ]
         var agents: [String: (process: LabProcess, address: String)] = [:]
-        var prometheus: LabProcess?
+        var prometheus: LabPrometheus?
         defer {
             prometheus?.stop()
             for agent in agents.values { agent.process.stop() }
@@ -457,33 +457,10 @@ struct RegistryTests {
             agents[site] = (process, "127.0.0.1:\(port)")
             try await OpsFleet.waitUntilListening(process, port: port)
         }
-        let scrapeTargets = agents.keys.sorted().map { site in
-            "      - targets: [\"\(agents[site]!.address)\"]\n        labels: {site: \"\(site)\"}"
-        }.joined(separator: "\n")
-        try """
-        global:
-          scrape_interval: 1s
-          scrape_timeout: 1s
-          evaluation_interval: 1s
-        rule_files:
-          - "\(OpsTests.rulesFile)"
-        scrape_configs:
-          - job_name: egress-monitor
-            static_configs:
-        \(scrapeTargets)
-
-        """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let port = FreePort.next()
-        let process = try LabProcess("prometheus", arguments: [
-            "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data", "--storage.tsdb.retention.time=1h",
-            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"], directory: dir)
-        prometheus = process
-        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
-        let api = PrometheusAPI(base: "http://127.0.0.1:\(port)")
-        // Listening is not ready: until its storage is up, the API answers 503.
-        try await api.waitFor("Prometheus ready", seconds: 20) {
-            (try? await Lab.runAsync("curl", ["-sf", "--noproxy", "*", "--max-time", "2", api.base + "/-/ready"])) != nil
-        }
+        let server = try await LabPrometheus.start(rulesFile: OpsTests.rulesFile,
+                                                   sites: agents.keys.sorted().map { ($0, agents[$0]!.address) })
+        prometheus = server
+        let api = PrometheusAPI(base: server.base)
 
         let rules = try await api.rules()
         #expect(!rules.isEmpty, "Prometheus loaded no rules from \(OpsTests.rulesFile)")
@@ -609,7 +586,7 @@ final class RegistryLab: Sendable {
 
     static func start() async throws -> RegistryLab {
         let certs = try await LabCertificates.shared()
-        let (signing, untrusted) = try await onOwnThread {
+        let (signing, untrusted) = try await Lab.offPool {
             (try certs.issue("token-signer", commonName: "egress-lab token signer", subjectAltNames: ["DNS:token.lab.test"]),
              certs.selfSigned)
         }
@@ -626,7 +603,7 @@ final class RegistryLab: Sendable {
                 """]))
             stopOnError.append(upstream.stop)
 
-            let images = try await onOwnThread {
+            let images = try await Lab.offPool {
                 [LabImage.random(layerSizes: [6 << 20, 256 << 10]), LabImage.random(layerSizes: [1 << 20]),
                  LabImage.random(layerSizes: [1 << 20]), LabImage.random(layerSizes: [1 << 20])]
             }
@@ -773,13 +750,5 @@ final class RegistryLab: Sendable {
                 || $0.hasPrefix("egress_probe_success") || $0.hasPrefix("egress_probe_failures_total"))
         }
         print("--- \(title) ---\n" + lines.joined(separator: "\n"))
-    }
-}
-
-/// Runs `body` on a thread of its own (openssl runs, megabytes of random bytes), so the
-/// cooperative pool stays free.
-private func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-        Thread { c.resume(with: Result { try body() }) }.start()
     }
 }

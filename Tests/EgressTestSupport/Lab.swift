@@ -186,6 +186,14 @@ extension Lab {
         }
     }
 
+    /// Runs blocking work (`ip` and `nft` runs, openssl, tar) on a thread of its own and awaits
+    /// it, so the cooperative pool stays free (see `runAsync`). The lab's one such helper.
+    public static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            Thread { c.resume(with: Result { try body() }) }.start()
+        }
+    }
+
     /// `runAnyStatus`, on a thread of its own (see `runAsync`).
     public static func runAsyncAnyStatus(_ program: String, _ arguments: [String],
                                          environment: [String: String] = [:]) async throws -> (exit: String, output: String) {

@@ -99,16 +99,12 @@ public final class LabDocker: @unchecked Sendable {
         let hostInterface = "advh\(pid)", peerInterface = "advn\(pid)"
         var cleanup: [() -> Void] = [{ netns.delete() }, { _ = try? Lab.run("ip", ["link", "del", hostInterface]) }]
         do {
-            try Lab.run("ip", ["link", "add", hostInterface, "type", "veth", "peer", "name", peerInterface, "netns", netns.name])
-            try Lab.run("ip", ["addr", "add", "\(host)/30", "dev", hostInterface])
-            try Lab.run("ip", ["link", "set", hostInterface, "up"])
-            try Lab.run("ip", ["-n", netns.name, "addr", "add", "\(peer)/30", "dev", peerInterface])
-            try Lab.run("ip", ["-n", netns.name, "link", "set", peerInterface, "up"])
+            try netns.addVeth(hostInterface, peer: peerInterface, local: ["\(host)/30"], remote: ["\(peer)/30"])
             let hostsFile = directory + "/hosts"
             try "127.0.0.1 localhost\n\(host) registry-1.docker.io\n".write(toFile: hostsFile, atomically: true, encoding: .utf8)
 
             let certs = try await LabCertificates.shared()
-            let (serverCert, signing) = try await onOwnThreadD {
+            let (serverCert, signing) = try await Lab.offPool {
                 (try certs.issue("docker-hub-lab", commonName: "registry-1.docker.io",
                                  subjectAltNames: ["DNS:registry-1.docker.io", "IP:\(host)"]),
                  try certs.issue("docker-token-signer", commonName: "egress-lab docker token signer", subjectAltNames: ["DNS:token.lab.test"]))
@@ -127,8 +123,8 @@ public final class LabDocker: @unchecked Sendable {
                 """]))
             cleanup.append(upstream.stop)
             let now = Date().timeIntervalSince1970.rounded(.down)
-            let current = try await onOwnThreadD { try realImage(directory: directory, name: "current", created: now) }
-            let old = try await onOwnThreadD { try realImage(directory: directory, name: "old", created: now - 30 * 86_400) }
+            let current = try await Lab.offPool { try realImage(directory: directory, name: "current", created: now) }
+            let old = try await Lab.offPool { try realImage(directory: directory, name: "old", created: now - 30 * 86_400) }
             let toA = LabPusher(port: upstream.port) { repository in
                 "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
             }
@@ -411,12 +407,5 @@ public final class LabDocker: @unchecked Sendable {
                 try await Task.sleep(nanoseconds: 50_000_000)
             }
         }
-    }
-}
-
-/// Runs `body` on a thread of its own (openssl, tar), so the cooperative pool stays free.
-private func onOwnThreadD<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-        Thread { c.resume(with: Result { try body() }) }.start()
     }
 }

@@ -46,7 +46,7 @@ public final class LabDualStackSite: Sendable {
 
     /// Builds the site on a thread of its own (the `ip` runs block).
     public static func create() async throws -> LabDualStackSite {
-        try await offPool { try build() }
+        try await Lab.offPool { try build() }
     }
 
     private static func build() throws -> LabDualStackSite {
@@ -74,14 +74,8 @@ public final class LabDualStackSite: Sendable {
     }
 
     private func configure() throws {
-        let ns = netns.name
-        try Lab.run("ip", ["link", "add", interface, "type", "veth", "peer", "name", peer, "netns", ns])
-        try Lab.run("ip", ["addr", "add", "\(localV4)/30", "dev", interface])
-        try Lab.run("ip", ["-6", "addr", "add", "\(localV6)/64", "dev", interface, "nodad"])
-        try Lab.run("ip", ["link", "set", interface, "up"])
-        try Lab.run("ip", ["-n", ns, "addr", "add", "\(remoteV4)/30", "dev", peer])
-        try Lab.run("ip", ["-n", ns, "-6", "addr", "add", "\(remoteV6)/64", "dev", peer, "nodad"])
-        try Lab.run("ip", ["-n", ns, "link", "set", peer, "up"])
+        try netns.addVeth(interface, peer: peer, local: ["\(localV4)/30", "\(localV6)/64"],
+                          remote: ["\(remoteV4)/30", "\(remoteV6)/64"])
         try blackhole(nil, port: 0)
     }
 
@@ -103,9 +97,7 @@ public final class LabDualStackSite: Sendable {
             }
 
             """
-        let file = try Lab.makeDirectory("nft-dial") + "/ruleset.nft"
-        try ruleset.write(toFile: file, atomically: true, encoding: .utf8)
-        try netns.run("nft", ["-f", file])
+        try netns.loadNftRuleset(ruleset)
     }
 
     /// Packets the blackhole dropped so far.
@@ -121,42 +113,11 @@ public final class LabDualStackSite: Sendable {
     /// nginx inside the namespace on both remote addresses, serving `locations` over TLS.
     /// Returns once it accepts connections on both.
     public func startNginx(tls: CertPair, locations: [NginxLocation], port: UInt16) async throws -> LabProcess {
-        let directory = try Lab.makeDirectory("nginx-dual")
-        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        let config = LabNginx.renderConfig(servers: [NginxServer(port: port, tls: tls, locations: locations)], directory: directory)
-            .replacingOccurrences(of: "listen \(Lab.loopback):\(port) ssl;",
-                                  with: "listen \(remoteV4):\(port) ssl;\n        listen [\(remoteV6)]:\(port) ssl;")
-        try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-        let process = try netns.spawn("nginx", arguments: [
-            "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
-            "-g", "daemon off; pid \(directory)/nginx.pid;",
-        ], directory: directory, name: "nginx")
+        let process = try netns.spawnNginx(tls: tls, locations: locations, port: port, on: [remoteV4, remoteV6], name: "nginx-dual")
         for ip in [remoteV4, remoteV6] {
-            try await waitForTCP(SocketAddress(ip: ip, port: port), process: process)
+            try await LabNetns.waitForTCP(SocketAddress(ip: ip, port: port), binding: .none, process: process)
         }
         return process
-    }
-
-    private func waitForTCP(_ address: SocketAddress, process: LabProcess, timeout: Double = 30) async throws {
-        let deadline = Deadline.after(seconds: timeout)
-        var lastError = "not tried"
-        while true {
-            if !process.isRunning {
-                throw LabError("\(process.name) exited before listening on \(address)\n\(process.logTail())")
-            }
-            do {
-                let socket = try SocketBinding.none.makeSocket(for: address)
-                defer { socket.close() }
-                try await socket.connect(to: address, deadline: deadline.capped(atSecondsFromNow: 0.5))
-                return
-            } catch {
-                lastError = "\(error)"
-            }
-            if deadline.hasPassed {
-                throw LabError("\(process.name) did not listen on \(address) within \(timeout)s (last connect: \(lastError))\n\(process.logTail())")
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
     }
 
     /// Removes the veth pair (and its routes), the namespace and whatever runs in it.
@@ -172,18 +133,13 @@ public final class LabDualStackSite: Sendable {
         netns.delete()
     }
 
-    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            Thread { c.resume(with: Result { try body() }) }.start()
-        }
-    }
 
     /// Builds a site, runs `body` with it, and destroys it whether `body` returned or threw.
     public static func with<T: Sendable>(_ body: (LabDualStackSite) async throws -> T) async throws -> T {
         let site = try await create()
         let result: Result<T, any Error>
         do { result = .success(try await body(site)) } catch { result = .failure(error) }
-        _ = try? await offPool { site.destroy() }
+        _ = try? await Lab.offPool { site.destroy() }
         return try result.get()
     }
 }

@@ -56,6 +56,74 @@ public final class LabNetns: Sendable {
                               directory: directory, name: name)
     }
 
+    /// Adds a veth pair from the test's namespace into this one and brings both ends up:
+    /// `interface` (here) gets `local`, its `peer` (inside) gets `remote`. Addresses are as
+    /// `ip addr add` takes them ("10.213.0.1/30", "2001:db8::1/64"); an IPv6 one is added
+    /// `nodad`, usable at once. The caller deletes `interface` (the peer goes with it).
+    public func addVeth(_ interface: String, peer: String, local: [String], remote: [String]) throws {
+        func add(_ address: String, dev: String, inside: Bool) throws {
+            let v6 = address.contains(":")
+            try Lab.run("ip", (inside ? ["-n", name] : []) + (v6 ? ["-6"] : []) + ["addr", "add", address, "dev", dev]
+                        + (v6 ? ["nodad"] : []))
+        }
+        try Lab.run("ip", ["link", "add", interface, "type", "veth", "peer", "name", peer, "netns", name])
+        for address in local { try add(address, dev: interface, inside: false) }
+        try Lab.run("ip", ["link", "set", interface, "up"])
+        for address in remote { try add(address, dev: peer, inside: true) }
+        try Lab.run("ip", ["-n", name, "link", "set", peer, "up"])
+    }
+
+    /// Loads an nft ruleset (the text `nft -f` reads) inside the namespace, from a file in a lab
+    /// directory of its own.
+    public func loadNftRuleset(_ ruleset: String) throws {
+        let file = try Lab.makeDirectory("nft") + "/ruleset.nft"
+        try ruleset.write(toFile: file, atomically: true, encoding: .utf8)
+        try run("nft", ["-f", file])
+    }
+
+    /// Spawns nginx inside the namespace, serving `locations` over TLS on `port` of each of
+    /// `addresses` (in place of the lab's loopback), from a lab directory named after `name`.
+    /// Does not wait: the caller waits for it the way its addresses are reached (`waitForTCP`).
+    public func spawnNginx(tls: CertPair, locations: [NginxLocation], port: UInt16, on addresses: [IPAddress],
+                           name: String) throws -> LabProcess {
+        let directory = try Lab.makeDirectory(name)
+        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+        let listen = addresses.map { "listen \($0.isIPv6 ? "[\($0)]" : "\($0)"):\(port) ssl;" }.joined(separator: "\n        ")
+        let config = LabNginx.renderConfig(servers: [NginxServer(port: port, tls: tls, locations: locations)], directory: directory)
+            .replacingOccurrences(of: "listen \(Lab.loopback):\(port) ssl;", with: listen)
+        try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        return try spawn("nginx", arguments: [
+            "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
+            "-g", "daemon off; pid \(directory)/nginx.pid;",
+        ], directory: directory, name: "nginx")
+    }
+
+    /// Waits until `address` accepts a TCP connection from a socket bound by `binding` (how a
+    /// server inside a namespace is reached from the test's), within `timeout` seconds; throws
+    /// with the server's log when `process` exits first or the time runs out.
+    public static func waitForTCP(_ address: SocketAddress, binding: SocketBinding, process: LabProcess,
+                                  timeout: Double = 30) async throws {
+        let deadline = Deadline.after(seconds: timeout)
+        var lastError = "not tried"
+        while true {
+            if !process.isRunning {
+                throw LabError("\(process.name) exited before listening on \(address)\n\(process.logTail())")
+            }
+            do {
+                let socket = try binding.makeSocket(for: address)
+                defer { socket.close() }
+                try await socket.connect(to: address, deadline: deadline.capped(atSecondsFromNow: 0.5))
+                return
+            } catch {
+                lastError = "\(error)"
+            }
+            if deadline.hasPassed {
+                throw LabError("\(process.name) did not listen on \(address) within \(timeout)s (last connect: \(lastError))\n\(process.logTail())")
+            }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+    }
+
     /// Kills whatever still runs inside (SIGKILL, by pid: only the lab's own programs live
     /// there) and deletes the namespace. Later calls do nothing.
     public func delete() {
@@ -133,7 +201,7 @@ public final class LabRemoteSite: Sendable {
     /// blackhole. Stale leftovers of crashed runs are removed first. Runs the `ip`/`nft` tools
     /// on a thread of its own, off the cooperative pool.
     public static func create(blackholedPorts: [UInt16]) async throws -> LabRemoteSite {
-        try await offPool {
+        try await Lab.offPool {
             removeStale()
             return try build(blackholedPorts: blackholedPorts)
         }
@@ -171,11 +239,8 @@ public final class LabRemoteSite: Sendable {
     private func configure() throws {
         let ns = netns.name
         for uplink in [up1, up2] {
-            try Lab.run("ip", ["link", "add", uplink.interface, "type", "veth", "peer", "name", uplink.peer, "netns", ns])
-            try Lab.run("ip", ["addr", "add", "\(uplink.localAddress)/30", "dev", uplink.interface])
-            try Lab.run("ip", ["link", "set", uplink.interface, "up"])
-            try Lab.run("ip", ["-n", ns, "addr", "add", "\(uplink.remoteAddress)/30", "dev", uplink.peer])
-            try Lab.run("ip", ["-n", ns, "link", "set", uplink.peer, "up"])
+            try netns.addVeth(uplink.interface, peer: uplink.peer, local: ["\(uplink.localAddress)/30"],
+                              remote: ["\(uplink.remoteAddress)/30"])
         }
         try Lab.run("ip", ["-n", ns, "addr", "add", "\(serviceAddress)/32", "dev", "lo"])
         let service = "\(serviceAddress)/32"
@@ -202,9 +267,7 @@ public final class LabRemoteSite: Sendable {
             }
 
             """
-        let file = try Lab.makeDirectory("nft") + "/ruleset.nft"
-        try ruleset.write(toFile: file, atomically: true, encoding: .utf8)
-        try netns.run("nft", ["-f", file])
+        try netns.loadNftRuleset(ruleset)
     }
 
     /// Removes everything the site made: the policy rule, both veth pairs (and so every route
@@ -231,15 +294,7 @@ public final class LabRemoteSite: Sendable {
     /// nginx inside the namespace, serving `locations` with TLS on serviceAddress:`port`.
     /// Returns once it accepts connections through up1.
     public func startNginx(tls: CertPair, locations: [NginxLocation], port: UInt16 = 5443) async throws -> LabProcess {
-        let directory = try Lab.makeDirectory("nginx-remote")
-        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        let config = LabNginx.renderConfig(servers: [NginxServer(port: port, tls: tls, locations: locations)], directory: directory)
-            .replacingOccurrences(of: "listen \(Lab.loopback):\(port) ", with: "listen \(serviceAddress):\(port) ")
-        try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-        let process = try netns.spawn("nginx", arguments: [
-            "-p", directory + "/", "-c", directory + "/nginx.conf", "-e", directory + "/error.log",
-            "-g", "daemon off; pid \(directory)/nginx.pid;",
-        ], directory: directory, name: "nginx")
+        let process = try netns.spawnNginx(tls: tls, locations: locations, port: port, on: [serviceAddress], name: "nginx-remote")
         try await waitForTCP(port, process: process)
         return process
     }
@@ -260,26 +315,8 @@ public final class LabRemoteSite: Sendable {
 
     /// Waits until serviceAddress:`port` accepts a TCP connection through up1.
     public func waitForTCP(_ port: UInt16, process: LabProcess, timeout: Double = 30) async throws {
-        let deadline = Deadline.after(seconds: timeout)
-        let address = SocketAddress(ip: serviceAddress, port: port)
-        var lastError = "not tried"
-        while true {
-            if !process.isRunning {
-                throw LabError("\(process.name) exited before listening on \(address)\n\(process.logTail())")
-            }
-            do {
-                let socket = try SocketBinding.interface(up1.interface).makeSocket(for: address)
-                defer { socket.close() }
-                try await socket.connect(to: address, deadline: deadline.capped(atSecondsFromNow: 0.5))
-                return
-            } catch {
-                lastError = "\(error)"
-            }
-            if deadline.hasPassed {
-                throw LabError("\(process.name) did not listen on \(address) within \(timeout)s (last connect: \(lastError))\n\(process.logTail())")
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
+        try await LabNetns.waitForTCP(SocketAddress(ip: serviceAddress, port: port), binding: .interface(up1.interface),
+                                      process: process, timeout: timeout)
     }
 
     // MARK: names, addresses, leftovers
@@ -337,12 +374,6 @@ public final class LabRemoteSite: Sendable {
         }
     }
 
-    /// Runs `body` on a thread of its own and awaits it, keeping the cooperative pool free.
-    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            Thread { c.resume(with: Result { try body() }) }.start()
-        }
-    }
 }
 
 extension LabRemoteSite {
@@ -354,7 +385,7 @@ extension LabRemoteSite {
         let site = try await create(blackholedPorts: blackholedPorts)
         let result: Result<T, any Error>
         do { result = .success(try await body(site)) } catch { result = .failure(error) }
-        _ = try? await offPool { site.destroy() }
+        _ = try? await Lab.offPool { site.destroy() }
         return try result.get()
     }
 }
