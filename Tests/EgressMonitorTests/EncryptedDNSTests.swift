@@ -149,13 +149,51 @@ struct EncryptedDNSTests {
                 #expect(r.failure?.disagreeingResolver == "isp")
                 store.record(r)
                 #expect(store.metrics.value(Catalogue.dnsAnswersDisagree, [target.name, "direct", "isp"]) == Double(round + 1))
-                let page = String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self)
-                #expect(page.contains(forged) && page.contains("127.0.0.1"), "the status page shows both answers")
+                let transport = trusted.kindName == "dot" ? "DNS over TLS" : "DNS over HTTPS"
+                Self.expectHint(r, says: ["Poisoning proven, not suspected", "isp (plain DNS) answered \(forged)",
+                                          "trusted enc (\(transport)) answered 127.0.0.1", "travelled encrypted",
+                                          "resolve \(Self.appName) with enc", "socks5h://", "/etc/hosts entry (127.0.0.1 \(Self.appName))"],
+                                not: ["suspicion, not a proof"])
             }
             // The trusted resolver asked alone agrees with itself: no disagreement, no count.
             let alone = await LabConfig.probe(p.target, resolvers: [p.dot(p.dnsdist.dotAddress, trusted: true)], phaseTimeouts: Self.phaseTimeouts)
             #expect(alone.success, "\(String(describing: alone.failure))")
             #expect(alone.failure?.disagreeingResolver == nil)
+
+            // The same disagreement with a trusted PLAIN resolver (the dnsmasq behind dnsdist):
+            // the injector could have answered either query, so the hint says it suspects.
+            let plainTrusted = ResolverConfig(name: "plain-trusted", address: p.dns.address, trusted: true)
+            let suspected = await LabConfig.probe(target, resolvers: [isp, plainTrusted], phaseTimeouts: Self.phaseTimeouts)
+            #expect(suspected.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: suspected.failure))")
+            Self.expectHint(suspected, says: ["suspicion, not a proof", "isp (plain DNS) answered \(forged)",
+                                              "trusted plain-trusted (plain DNS) answered 127.0.0.1", "dot, doh"],
+                            not: ["proven"])
+
+            // A bogon alone: the answer is proven false, not who forged it nor the true address.
+            let sinkhole = try await LabDnsmasq.start(records: [.host(name: Self.appName, ips: ["0.0.0.0"])])
+            defer { sinkhole.stop() }
+            let filtering = ResolverConfig(name: "filtering", address: sinkhole.address)
+            let bogon = await LabConfig.probe(LabConfig.target(kind: .tcp, url: "tcp://\(Self.appName):\(p.app.port)", resolver: "filtering"),
+                                              resolvers: [filtering], phaseTimeouts: Self.phaseTimeouts)
+            #expect(bogon.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: bogon.failure))")
+            Self.expectHint(bogon, says: ["filtering answered 0.0.0.0", "proves the answer false", "not who forged it",
+                                          "mark an encrypted resolver"],
+                            not: ["proven, not suspected", "suspicion, not a proof"])
+        }
+    }
+
+    /// The hint of `r`'s failure says each of `words` and none of `not`, the same in `check`'s
+    /// table and on the status page (whitespace folded: both wrap lines).
+    static func expectHint(_ r: ProbeResult, says words: [String], not: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        func folded(_ s: String) -> String { s.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let check = folded(CheckCommand.table([r]))
+        let page = folded(String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self))
+        for (name, text) in [("check", check), ("status page", page)] {
+            for w in words {
+                let shown = name == "check" ? w : StatusPage.escape(w)
+                #expect(text.contains(shown), "\(name) lacks '\(w)':\n\(text)", sourceLocation: sourceLocation)
+            }
+            for w in not { #expect(!text.contains(w), "\(name) says '\(w)'", sourceLocation: sourceLocation) }
         }
     }
 
