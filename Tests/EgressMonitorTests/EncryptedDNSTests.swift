@@ -5,9 +5,9 @@ import Testing
 import EgressTestSupport
 
 /// DNS over TLS and DNS over HTTPS resolvers against real servers (dnsdist in front of a
-/// dnsmasq, unbound), over a direct path, an interface path and a SOCKS5 proxy; each way an
-/// encrypted resolver fails, classified in the `dns` phase with a detail a person can act on;
-/// and a poisoning plain resolver caught by a trusted encrypted one.
+/// dnsmasq, unbound), over a direct path, an interface path and a SOCKS5 proxy, and a poisoning
+/// plain resolver caught by a trusted encrypted one. Each way an encrypted resolver fails is a
+/// row of the fault matrix (`FaultMatrixTests.encryptedResolverFault`).
 @Suite(.serialized, .enabled(if: Lab.has("dnsdist") && Lab.has("unbound") && Lab.has("dnsmasq") && Lab.has("openssl")
                              && Lab.has("nginx") && Lab.has("microsocks"),
                              "needs dnsdist, unbound, dnsmasq, openssl, nginx and microsocks: SKIPPED, not passed"))
@@ -215,67 +215,6 @@ struct EncryptedDNSTests {
         }
     }
 
-    // MARK: failures, each in the dns phase
-
-    /// A TLS server that answers each DoT query with `reply(query)`.
-    static func fakeDoT(_ cert: CertPair, reply: @escaping @Sendable ([UInt8]) -> [UInt8]) throws -> LabTCPServer {
-        let context = try TLSContext.server(certFile: cert.certFile, keyFile: cert.keyFile)
-        return try LabTCPServer.start(.custom { socket in
-            guard let tls = try? await TLSConnection.accept(over: socket, context: context, deadline: .after(seconds: 5)) else { return }
-            guard let query = try? await tls.read(maxBytes: 4096, deadline: .after(seconds: 5)), query.count > 2 else { return }
-            try? await tls.write(reply(Array(query.dropFirst(2))), deadline: .after(seconds: 5))
-            tls.close()  // the end of the stream right after the reply
-        })
-    }
-
-    /// A response to `query` (the QR bit set, nothing else changed), framed for DoT.
-    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message }
-
-    @Test func failuresAreClassifiedInTheDNSPhase() async throws {
-        try await Self.withPeers { p in
-            func expectFailure(_ r: ProbeResult, _ reason: FailureReason, _ words: String, _ what: String,
-                               sourceLocation: SourceLocation = #_sourceLocation) {
-                #expect(r.failure?.phase == .dns, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
-                #expect(r.failure?.reason == reason, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
-                #expect(r.failure?.detail.contains(words) == true, "\(what): \(r.failure?.detail ?? "success")", sourceLocation: sourceLocation)
-                #expect(r.duration < 3 + ProbeTests.schedulingAllowance, "\(what) ran \(r.duration) s", sourceLocation: sourceLocation)
-            }
-            // Refused: nothing listens on the port.
-            let closed = SocketAddress(ip: .loopbackIPv4, port: FreePort.next())
-            expectFailure(await p.probe(p.dot(closed)), .dnsError, "cannot connect", "refused")
-            // TLS reset after the ClientHello.
-            let reset = try LabTCPServer.start(.resetAfterRead)
-            defer { reset.stop() }
-            expectFailure(await p.probe(p.dot(reset.address)), .dnsError, "TLS was reset", "TLS reset")
-            // The certificate is for another name than tls_name.
-            expectFailure(await p.probe(p.dot(p.dnsdist.dotAddress, tlsName: "other.lab.test")), .dnsError,
-                          "certificate is not for other.lab.test", "wrong name")
-            // Silent: accepts, never speaks TLS.
-            let silent = try LabTCPServer.start(.stallAfterAccept)
-            defer { silent.stop() }
-            expectFailure(await p.probe(p.dot(silent.address)), .dnsTimeout, "no answer", "silent")
-            // Truncated: a frame announcing more than is sent, then the end.
-            let truncated = try Self.fakeDoT(p.cert) { _ in [0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
-            defer { truncated.stop() }
-            expectFailure(await p.probe(p.dot(truncated.address)), .dnsError, "truncated", "truncated")
-            // Mismatched: an answer whose id is no question's.
-            let mismatched = try Self.fakeDoT(p.cert) { query in
-                var answer = query
-                answer[0] ^= 0xff
-                answer[2] |= 0x80
-                return Self.framed(answer)
-            }
-            defer { mismatched.stop() }
-            expectFailure(await p.probe(p.dot(mismatched.address)), .dnsError, "does not match", "mismatched")
-            // DoH: 403 with an HTML page, and a captive portal's 200 HTML.
-            let nginx = try await LabNginx.start(tls: p.cert, locations: [
-                NginxLocation("/dns-query", status: 403, body: "<html><body>Forbidden</body></html>", headers: [("Content-Type", "text/html")]),
-                NginxLocation("/portal", status: 200, body: "<html><body>Log in</body></html>", headers: [("Content-Type", "text/html")]),
-            ])
-            defer { nginx.stop() }
-            expectFailure(await p.probe(p.doh(port: nginx.port)), .dnsError, "HTTP 403 with an HTML page", "DoH 403")
-            expectFailure(await p.probe(p.doh(port: nginx.port, path: "/portal")), .dnsError,
-                          "instead of application/dns-message", "DoH HTML")
-        }
-    }
+    // The ways an encrypted resolver fails are rows of the fault matrix
+    // (FaultMatrixTests.encryptedResolverFault), asserted as every other row.
 }
