@@ -63,14 +63,14 @@ struct EncryptedDNSTests {
         #expect(r.address == "127.0.0.1:\(r.address?.split(separator: ":").last ?? "")", sourceLocation: sourceLocation)
     }
 
-    /// DoT (dnsdist, unbound) and DoH (dnsdist, HTTP/1.1) answer over a direct path, an interface
-    /// path (bound to lo, where the servers are) and through microsocks (socks5://: this host
-    /// resolves, so the resolver's connection goes through the proxy).
+    /// DoT (dnsdist, unbound) and DoH (dnsdist, HTTP/1.1) answer over a direct path and through
+    /// microsocks (socks5://: this host resolves, so the resolver's connection goes through the
+    /// proxy). An interface path is `OverAVeth`; an HTTP CONNECT path `NotAskedThroughCONNECT`.
     @Test func dotAndDoHOverEveryKindOfPath() async throws {
         try await Self.withPeers { p in
             let socks = try await LabMicrosocks.start()
             defer { socks.stop() }
-            let paths = [EgressPath.direct, EgressPath(name: "lo", kind: .interface("lo")),
+            let paths = [EgressPath.direct,
                          EgressPath(name: "socks", kind: .proxy(LabConfig.url("socks5://127.0.0.1:\(socks.port)")))]
             for path in paths {
                 Self.expectSuccess(await p.probe(p.dot(p.dnsdist.dotAddress), path: path))
@@ -217,4 +217,54 @@ struct EncryptedDNSTests {
 
     // The ways an encrypted resolver fails are rows of the fault matrix
     // (FaultMatrixTests.encryptedResolverFault), asserted as every other row.
+
+    // MARK: an interface path, for real
+
+    /// The resolvers run in a network namespace behind a veth and listen only on its far
+    /// address (10.214.x.y+2), routed only over the veth: a path bound to the veth asks them
+    /// (DoT to dnsdist and unbound, DoH to dnsdist; dnsdist's own counter rises) and the probe
+    /// succeeds; a path bound to another interface (lo) cannot reach them and fails in the
+    /// `dns` phase (dns_timeout: nothing answers there), naming the resolver. The target is unbound's own DoT port there, so the probe's connection
+    /// follows the same veth.
+    @Suite(.serialized, .enabled(if: Lab.isRoot && Lab.has("ip") && Lab.has("nft"), "needs root, ip and nft: SKIPPED, not passed"))
+    struct OverAVeth {
+        @Test func dotAndDoHOverAnInterfacePathAndNotOverAnother() async throws {
+            let certs = try await LabCertificates.shared()
+            let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+            try await LabDualStackSite.with { site in
+                let unbound = try await LabUnbound.start(in: site, records: [(EncryptedDNSTests.appName, "\(site.remoteV4)")], tls: cert)
+                defer { unbound.stop() }
+                let dnsdist = try await LabDnsdist.start(in: site, backend: unbound.plainAddress, tls: cert)
+                defer { dnsdist.stop() }
+                let target = LabConfig.target(kind: .tcp, url: "tcp://\(EncryptedDNSTests.appName):\(unbound.dotPort)", resolver: "enc")
+                let url = EndpointURL(scheme: "https", host: "dns.lab.test", port: dnsdist.dohPort, path: "/dns-query")
+                let resolvers = [
+                    ("dnsdist DoT", EncryptedResolver(kind: .dot, connectAddress: dnsdist.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile)),
+                    ("dnsdist DoH", EncryptedResolver(kind: .doh, connectAddress: SocketAddress(ip: site.remoteV4, port: dnsdist.dohPort),
+                                                      serverName: "dns.lab.test", url: url, caFile: certs.caFile)),
+                    ("unbound DoT", EncryptedResolver(kind: .dot, connectAddress: unbound.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile)),
+                ]
+                let veth = EgressPath(name: "veth", kind: .interface(site.interface))
+                let other = EgressPath(name: "lo", kind: .interface("lo"))
+                for (label, encrypted) in resolvers {
+                    let resolver = ResolverConfig(name: "enc", address: nil, encrypted: encrypted)
+                    let before = label.hasPrefix("dnsdist") ? try dnsdist.queries() : 0
+                    let r = await LabConfig.probe(target, resolvers: [resolver], path: veth, phaseTimeouts: EncryptedDNSTests.phaseTimeouts)
+                    #expect(r.success, "\(label) over \(site.interface): \(String(describing: r.failure))")
+                    #expect(r.address == "\(site.remoteV4):\(unbound.dotPort)", "\(label): \(r.address ?? "-")")
+                    if label.hasPrefix("dnsdist") { #expect(try dnsdist.queries() > before, "\(label): dnsdist was asked") }
+
+                    let failed = await LabConfig.probe(target, resolvers: [resolver], path: other, phaseTimeouts: EncryptedDNSTests.phaseTimeouts)
+                    // Bound to lo, the SYNs to the veth's far address go nowhere: no answer by
+                    // the dns phase's timeout.
+                    ProbeTests.expectFailure(failed, .dns, .dnsTimeout, timeout: 3)
+                    #expect(failed.duration >= 0.95 * (EncryptedDNSTests.phaseTimeouts[.dns] ?? 0))
+                    let detail = failed.failure?.detail ?? ""
+                    let location = label.hasSuffix("DoH") ? "\(url)" : "\(site.remoteV4):"
+                    #expect(detail.contains("resolver enc (\(location)") && detail.contains("no answer from the resolver"),
+                            "\(label) over lo: \(detail)")
+                }
+            }
+        }
+    }
 }
