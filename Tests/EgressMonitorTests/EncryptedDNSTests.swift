@@ -218,6 +218,61 @@ struct EncryptedDNSTests {
     // The ways an encrypted resolver fails are rows of the fault matrix
     // (FaultMatrixTests.encryptedResolverFault), asserted as every other row.
 
+    // MARK: through an HTTP CONNECT proxy, nobody is asked
+
+    /// On a tinyproxy (CONNECT) path the agent sends the target's name to the proxy, as Go's
+    /// client does for `docker pull` through HTTPS_PROXY: the target's DoT or DoH resolver, and
+    /// a trusted DoT one, are never asked (dnsdist's own `queries` counter does not move), the
+    /// probe succeeds with no `dns` phase; so on a socks5h:// path (microsocks). The same target
+    /// on the direct path and through socks5:// does ask (the counter rises), so the zero is the
+    /// agent's choice and not a counter that cannot count.
+    /// The target is `localhost` (in /etc/hosts), so tinyproxy resolves it without any network.
+    @Test(.enabled(if: Lab.has("tinyproxy"), "needs tinyproxy: SKIPPED, not passed"))
+    func aResolverIsNotAskedThroughCONNECT() async throws {
+        let certs = try await LabCertificates.shared()
+        let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+        let app = try LabTCPServer.start(.stallAfterAccept)
+        defer { app.stop() }
+        let dns = try await LabDnsmasq.start(records: [.host(name: "localhost", ips: ["127.0.0.1"])])
+        defer { dns.stop() }
+        let dnsdist = try await LabDnsdist.start(backend: dns.address, tls: cert)
+        defer { dnsdist.stop() }
+        let tinyproxy = try await LabTinyproxy.start()
+        defer { tinyproxy.stop() }
+        let connect = EgressPath(name: "tinyproxy", kind: .proxy(LabConfig.url(tinyproxy.url())))
+        let target = LabConfig.target(kind: .tcp, url: "tcp://localhost:\(app.port)", resolver: "enc")
+        let dohURL = EndpointURL(scheme: "https", host: "dns.lab.test", port: dnsdist.dohPort, path: "/dns-query")
+        func dot(_ name: String, trusted: Bool = false) -> ResolverConfig {
+            ResolverConfig(name: name, address: nil, trusted: trusted, encrypted: EncryptedResolver(
+                kind: .dot, connectAddress: dnsdist.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile))
+        }
+        let doh = ResolverConfig(name: "enc", address: nil, encrypted: EncryptedResolver(
+            kind: .doh, connectAddress: SocketAddress(ip: .loopbackIPv4, port: dnsdist.dohPort), serverName: "dns.lab.test",
+            url: dohURL, caFile: certs.caFile))
+        // socks5h:// resolves at the proxy too; socks5:// (microsocks) is resolved here, so asks.
+        let socks = try await LabMicrosocks.start()
+        defer { socks.stop() }
+        let socks5h = EgressPath(name: "socks5h", kind: .proxy(LabConfig.url("socks5h://127.0.0.1:\(socks.port)")))
+        let socks5 = EgressPath(name: "socks5", kind: .proxy(LabConfig.url("socks5://127.0.0.1:\(socks.port)")))
+        for (label, resolvers) in [("DoT", [dot("enc"), dot("ref", trusted: true)]), ("DoH", [doh, dot("ref", trusted: true)])] {
+            for path in [connect, socks5h] {
+                let before = try dnsdist.queries()
+                let r = await LabConfig.probe(target, resolvers: resolvers, path: path, phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.success, "\(label) through \(path.name): \(String(describing: r.failure))")
+                #expect(r.phases[.dns] == nil, "\(label) through \(path.name): nothing resolved for the target: \(r.phases)")
+                #expect(r.phases[.proxy] != nil)
+                #expect(try dnsdist.queries() == before, "\(label): dnsdist was asked on path \(path.name)")
+            }
+            for path in [EgressPath.direct, socks5] {
+                let before = try dnsdist.queries()
+                let r = await LabConfig.probe(target, resolvers: resolvers, path: path, phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.success, "\(label) over \(path.name): \(String(describing: r.failure))")
+                #expect(r.phases[.dns] != nil)
+                #expect(try dnsdist.queries() > before, "\(label): on path \(path.name) dnsdist was asked")
+            }
+        }
+    }
+
     // MARK: an interface path, for real
 
     /// The resolvers run in a network namespace behind a veth and listen only on its far
