@@ -115,9 +115,14 @@ public final class LabDualStackSite: Sendable {
     public func startNginx(tls: CertPair, locations: [NginxLocation], port: UInt16) async throws -> LabProcess {
         let process = try netns.spawnNginx(tls: tls, locations: locations, port: port, on: [remoteV4, remoteV6], name: "nginx-dual")
         for ip in [remoteV4, remoteV6] {
-            try await LabNetns.waitForTCP(SocketAddress(ip: ip, port: port), binding: .none, process: process)
+            try await waitForTCP(SocketAddress(ip: ip, port: port), process: process)
         }
         return process
+    }
+
+    /// Waits until `process` (run in the namespace) accepts connections on `address`.
+    func waitForTCP(_ address: SocketAddress, process: LabProcess, timeout: Double = 30) async throws {
+        try await LabNetns.waitForTCP(address, binding: .none, process: process, timeout: timeout)
     }
 
     /// Removes the veth pair (and its routes), the namespace and whatever runs in it.
