@@ -236,7 +236,7 @@ import EgressNet
     /// on its field, and a real bundle becomes the context every handshake then uses.
     @Test func theLoadStepParsesCAFilesAndInstallsTheirContexts() throws {
         let junk = FileManager.default.temporaryDirectory.appendingPathComponent("junk-ca-\(UUID()).pem").path
-        FileManager.default.createFile(atPath: junk, contents: Data("not a certificate".utf8))
+        try "not a certificate".write(toFile: junk, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: junk) }
         let bad = try Self.decode(#"{"targets": [{"name": "x", "kind": "tls", "url": "tls://127.0.0.1:1", "ca_file": "\#(junk)"}]}"#)
         do {
