@@ -85,6 +85,25 @@ import EgressNet
         #expect(summary.contains("cannot apply: the proxy is an address"), "\(summary)")
     }
 
+    /// Through an HTTP proxy or socks5h:// the proxy resolves the target: `validate` says the
+    /// target's resolver is not asked there (not for a socks5:// path, which this host resolves
+    /// for, nor for a target that is an IP address, nor one without a resolver).
+    @Test func aResolverCannotApplyWhereTheProxyResolves() throws {
+        let config = try Self.decode("""
+        {"resolvers": [{"name": "ali-dot", "dot": "223.5.5.5", "tls_name": "dns.alidns.com"}],
+         "paths": [{"name": "direct"}, {"name": "corp", "proxy": "http://proxy.corp:3128"},
+                   {"name": "clash", "proxy": "socks5h://127.0.0.1:7890"}, {"name": "socks", "proxy": "socks5://127.0.0.1:1080"}],
+         "targets": [{"name": "hub", "kind": "dockerhub", "resolver": "ali-dot"},
+                     {"name": "ip", "kind": "tcp", "url": "tcp://10.0.0.1:22", "resolver": "ali-dot"},
+                     {"name": "mirror", "kind": "mirror", "url": "https://mirror.example", "resolver": "ali-dot", "paths": ["direct", "socks"]},
+                     {"name": "plain", "kind": "tcp", "url": "tcp://host.example:22"}]}
+        """)
+        let note = "note: target hub's resolver ali-dot (dot) is not asked on paths corp, clash: the proxy is sent the name and resolves it, as it does for docker pull"
+        #expect(config.resolverNotes == [note])
+        let summary = ValidateCommand.summary(config, source: "c.json")
+        #expect(summary.contains(note), "\(summary)")
+    }
+
     /// DoT and DoH resolvers: defaults (port 853, the DoH URL's port and path) and what
     /// `validate` prints, each resolver with its kind.
     @Test func encryptedResolvers() throws {

@@ -74,6 +74,46 @@ import EgressTestSupport
         print("theLoserIsClosed: \(losers) of 30 races had a second connection")
     }
 
+    // MARK: which connection a probe's address and ip_protocol describe
+
+    /// A registry on 127.0.0.1 whose token realm is on ::1: the probe opens an IPv6 connection
+    /// to the realm after its IPv4 one to `/v2/`, yet its address and `ip_protocol` stay those
+    /// of the registry (the token server must have been asked, or the test proves nothing).
+    @Test(.enabled(if: Lab.has("docker-registry") && Lab.has("openssl"), "needs docker-registry and openssl: SKIPPED, not passed"))
+    func aTokenRealmOnAnotherFamilyDoesNotOverwriteTheProbesAddress() async throws {
+        let certs = try await LabCertificates.shared()
+        let signing = try certs.issue("token-signer-dial", commonName: "egress-lab token signer",
+                                      subjectAltNames: ["DNS:token.lab.test"])
+        let service = "egress-lab-registry", issuer = "egress-lab-token-issuer"
+        let tokens = try LabTokenServer.start(signing: signing, untrusted: certs.selfSigned, issuer: issuer,
+                                              bind: IPAddress("::1")!)
+        defer { tokens.stop() }
+        #expect(tokens.realm.hasPrefix("http://[::1]:"))
+        let registry = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: ["""
+            auth:
+              token:
+                realm: \(tokens.realm)
+                service: \(service)
+                issuer: \(issuer)
+                rootcertbundle: \(certs.caFile)
+            """]))
+        defer { registry.stop() }
+        let image = LabImage.random(layerSizes: [64 << 10])
+        try await LabPusher(port: registry.port) { repository in
+            "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
+        }.push(image, repository: "lab/dial", tag: "1")
+
+        var target = LabConfig.target(url: "http://127.0.0.1:\(registry.port)")
+        target.images = [try ImageReference.parse("lab/dial:1", officialPrefix: false).get()]
+        target.registry.blobBytes = 16 << 10
+        let result = await LabConfig.probe(target, timeout: 5)
+        #expect(result.success, "\(result.failure.map(String.init(describing:)) ?? "")")
+        #expect(result.phases[.auth] != nil, "the probe asked the realm on ::1 for a token")
+        #expect(tokens.requests.count == 1)
+        #expect(result.address == "127.0.0.1:\(registry.port)")
+        #expect(result.ipProtocol == 4)
+    }
+
     // MARK: dual stack in network namespaces
 
     /// Needs root for `ip netns`, veth and nft in a namespace. Serialized: its tests build the

@@ -5,9 +5,9 @@ import Testing
 import EgressTestSupport
 
 /// DNS over TLS and DNS over HTTPS resolvers against real servers (dnsdist in front of a
-/// dnsmasq, unbound), over a direct path, an interface path and a SOCKS5 proxy; each way an
-/// encrypted resolver fails, classified in the `dns` phase with a detail a person can act on;
-/// and a poisoning plain resolver caught by a trusted encrypted one.
+/// dnsmasq, unbound), over a direct path, an interface path and a SOCKS5 proxy, and a poisoning
+/// plain resolver caught by a trusted encrypted one. Each way an encrypted resolver fails is a
+/// row of the fault matrix (`FaultMatrixTests.encryptedResolverFault`).
 @Suite(.serialized, .enabled(if: Lab.has("dnsdist") && Lab.has("unbound") && Lab.has("dnsmasq") && Lab.has("openssl")
                              && Lab.has("nginx") && Lab.has("microsocks"),
                              "needs dnsdist, unbound, dnsmasq, openssl, nginx and microsocks: SKIPPED, not passed"))
@@ -63,14 +63,14 @@ struct EncryptedDNSTests {
         #expect(r.address == "127.0.0.1:\(r.address?.split(separator: ":").last ?? "")", sourceLocation: sourceLocation)
     }
 
-    /// DoT (dnsdist, unbound) and DoH (dnsdist, HTTP/1.1) answer over a direct path, an interface
-    /// path (bound to lo, where the servers are) and through microsocks (socks5://: this host
-    /// resolves, so the resolver's connection goes through the proxy).
+    /// DoT (dnsdist, unbound) and DoH (dnsdist, HTTP/1.1) answer over a direct path and through
+    /// microsocks (socks5://: this host resolves, so the resolver's connection goes through the
+    /// proxy). An interface path is `OverAVeth`; an HTTP CONNECT path `NotAskedThroughCONNECT`.
     @Test func dotAndDoHOverEveryKindOfPath() async throws {
         try await Self.withPeers { p in
             let socks = try await LabMicrosocks.start()
             defer { socks.stop() }
-            let paths = [EgressPath.direct, EgressPath(name: "lo", kind: .interface("lo")),
+            let paths = [EgressPath.direct,
                          EgressPath(name: "socks", kind: .proxy(LabConfig.url("socks5://127.0.0.1:\(socks.port)")))]
             for path in paths {
                 Self.expectSuccess(await p.probe(p.dot(p.dnsdist.dotAddress), path: path))
@@ -149,13 +149,51 @@ struct EncryptedDNSTests {
                 #expect(r.failure?.disagreeingResolver == "isp")
                 store.record(r)
                 #expect(store.metrics.value(Catalogue.dnsAnswersDisagree, [target.name, "direct", "isp"]) == Double(round + 1))
-                let page = String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self)
-                #expect(page.contains(forged) && page.contains("127.0.0.1"), "the status page shows both answers")
+                let transport = trusted.kindName == "dot" ? "DNS over TLS" : "DNS over HTTPS"
+                Self.expectHint(r, says: ["Poisoning proven, not suspected", "isp (plain DNS) answered \(forged)",
+                                          "trusted enc (\(transport)) answered 127.0.0.1", "travelled encrypted",
+                                          "resolve \(Self.appName) with enc", "socks5h://", "/etc/hosts entry (127.0.0.1 \(Self.appName))"],
+                                not: ["suspicion, not a proof"])
             }
             // The trusted resolver asked alone agrees with itself: no disagreement, no count.
             let alone = await LabConfig.probe(p.target, resolvers: [p.dot(p.dnsdist.dotAddress, trusted: true)], phaseTimeouts: Self.phaseTimeouts)
             #expect(alone.success, "\(String(describing: alone.failure))")
             #expect(alone.failure?.disagreeingResolver == nil)
+
+            // The same disagreement with a trusted PLAIN resolver (the dnsmasq behind dnsdist):
+            // the injector could have answered either query, so the hint says it suspects.
+            let plainTrusted = ResolverConfig(name: "plain-trusted", address: p.dns.address, trusted: true)
+            let suspected = await LabConfig.probe(target, resolvers: [isp, plainTrusted], phaseTimeouts: Self.phaseTimeouts)
+            #expect(suspected.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: suspected.failure))")
+            Self.expectHint(suspected, says: ["suspicion, not a proof", "isp (plain DNS) answered \(forged)",
+                                              "trusted plain-trusted (plain DNS) answered 127.0.0.1", "dot, doh"],
+                            not: ["proven"])
+
+            // A bogon alone: the answer is proven false, not who forged it nor the true address.
+            let sinkhole = try await LabDnsmasq.start(records: [.host(name: Self.appName, ips: ["0.0.0.0"])])
+            defer { sinkhole.stop() }
+            let filtering = ResolverConfig(name: "filtering", address: sinkhole.address)
+            let bogon = await LabConfig.probe(LabConfig.target(kind: .tcp, url: "tcp://\(Self.appName):\(p.app.port)", resolver: "filtering"),
+                                              resolvers: [filtering], phaseTimeouts: Self.phaseTimeouts)
+            #expect(bogon.failure?.reason == .dnsSuspiciousAnswer, "\(String(describing: bogon.failure))")
+            Self.expectHint(bogon, says: ["filtering answered 0.0.0.0", "proves the answer false", "not who forged it",
+                                          "mark an encrypted resolver"],
+                            not: ["proven, not suspected", "suspicion, not a proof"])
+        }
+    }
+
+    /// The hint of `r`'s failure says each of `words` and none of `not`, the same in `check`'s
+    /// table and on the status page (whitespace folded: both wrap lines).
+    static func expectHint(_ r: ProbeResult, says words: [String], not: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        func folded(_ s: String) -> String { s.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let check = folded(CheckCommand.table([r]))
+        let page = folded(String(decoding: StatusPage.render(ReportTests.report([r])), as: UTF8.self))
+        for (name, text) in [("check", check), ("status page", page)] {
+            for w in words {
+                let shown = name == "check" ? w : StatusPage.escape(w)
+                #expect(text.contains(shown), "\(name) lacks '\(w)':\n\(text)", sourceLocation: sourceLocation)
+            }
+            for w in not { #expect(!text.contains(w), "\(name) says '\(w)'", sourceLocation: sourceLocation) }
         }
     }
 
@@ -177,67 +215,111 @@ struct EncryptedDNSTests {
         }
     }
 
-    // MARK: failures, each in the dns phase
+    // The ways an encrypted resolver fails are rows of the fault matrix
+    // (FaultMatrixTests.encryptedResolverFault), asserted as every other row.
 
-    /// A TLS server that answers each DoT query with `reply(query)`.
-    static func fakeDoT(_ cert: CertPair, reply: @escaping @Sendable ([UInt8]) -> [UInt8]) throws -> LabTCPServer {
-        let context = try TLSContext.server(certFile: cert.certFile, keyFile: cert.keyFile)
-        return try LabTCPServer.start(.custom { socket in
-            guard let tls = try? await TLSConnection.accept(over: socket, context: context, deadline: .after(seconds: 5)) else { return }
-            guard let query = try? await tls.read(maxBytes: 4096, deadline: .after(seconds: 5)), query.count > 2 else { return }
-            try? await tls.write(reply(Array(query.dropFirst(2))), deadline: .after(seconds: 5))
-            tls.close()  // the end of the stream right after the reply
-        })
+    // MARK: through an HTTP CONNECT proxy, nobody is asked
+
+    /// On a tinyproxy (CONNECT) path the agent sends the target's name to the proxy, as Go's
+    /// client does for `docker pull` through HTTPS_PROXY: the target's DoT or DoH resolver, and
+    /// a trusted DoT one, are never asked (dnsdist's own `queries` counter does not move), the
+    /// probe succeeds with no `dns` phase; so on a socks5h:// path (microsocks). The same target
+    /// on the direct path and through socks5:// does ask (the counter rises), so the zero is the
+    /// agent's choice and not a counter that cannot count.
+    /// The target is `localhost` (in /etc/hosts), so tinyproxy resolves it without any network.
+    @Test(.enabled(if: Lab.has("tinyproxy"), "needs tinyproxy: SKIPPED, not passed"))
+    func aResolverIsNotAskedThroughCONNECT() async throws {
+        let certs = try await LabCertificates.shared()
+        let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+        let app = try LabTCPServer.start(.stallAfterAccept)
+        defer { app.stop() }
+        let dns = try await LabDnsmasq.start(records: [.host(name: "localhost", ips: ["127.0.0.1"])])
+        defer { dns.stop() }
+        let dnsdist = try await LabDnsdist.start(backend: dns.address, tls: cert)
+        defer { dnsdist.stop() }
+        let tinyproxy = try await LabTinyproxy.start()
+        defer { tinyproxy.stop() }
+        let connect = EgressPath(name: "tinyproxy", kind: .proxy(LabConfig.url(tinyproxy.url())))
+        let target = LabConfig.target(kind: .tcp, url: "tcp://localhost:\(app.port)", resolver: "enc")
+        let dohURL = EndpointURL(scheme: "https", host: "dns.lab.test", port: dnsdist.dohPort, path: "/dns-query")
+        func dot(_ name: String, trusted: Bool = false) -> ResolverConfig {
+            ResolverConfig(name: name, address: nil, trusted: trusted, encrypted: EncryptedResolver(
+                kind: .dot, connectAddress: dnsdist.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile))
+        }
+        let doh = ResolverConfig(name: "enc", address: nil, encrypted: EncryptedResolver(
+            kind: .doh, connectAddress: SocketAddress(ip: .loopbackIPv4, port: dnsdist.dohPort), serverName: "dns.lab.test",
+            url: dohURL, caFile: certs.caFile))
+        // socks5h:// resolves at the proxy too; socks5:// (microsocks) is resolved here, so asks.
+        let socks = try await LabMicrosocks.start()
+        defer { socks.stop() }
+        let socks5h = EgressPath(name: "socks5h", kind: .proxy(LabConfig.url("socks5h://127.0.0.1:\(socks.port)")))
+        let socks5 = EgressPath(name: "socks5", kind: .proxy(LabConfig.url("socks5://127.0.0.1:\(socks.port)")))
+        for (label, resolvers) in [("DoT", [dot("enc"), dot("ref", trusted: true)]), ("DoH", [doh, dot("ref", trusted: true)])] {
+            for path in [connect, socks5h] {
+                let before = try dnsdist.queries()
+                let r = await LabConfig.probe(target, resolvers: resolvers, path: path, phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.success, "\(label) through \(path.name): \(String(describing: r.failure))")
+                #expect(r.phases[.dns] == nil, "\(label) through \(path.name): nothing resolved for the target: \(r.phases)")
+                #expect(r.phases[.proxy] != nil)
+                #expect(try dnsdist.queries() == before, "\(label): dnsdist was asked on path \(path.name)")
+            }
+            for path in [EgressPath.direct, socks5] {
+                let before = try dnsdist.queries()
+                let r = await LabConfig.probe(target, resolvers: resolvers, path: path, phaseTimeouts: Self.phaseTimeouts)
+                #expect(r.success, "\(label) over \(path.name): \(String(describing: r.failure))")
+                #expect(r.phases[.dns] != nil)
+                #expect(try dnsdist.queries() > before, "\(label): on path \(path.name) dnsdist was asked")
+            }
+        }
     }
 
-    /// A response to `query` (the QR bit set, nothing else changed), framed for DoT.
-    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message }
+    // MARK: an interface path, for real
 
-    @Test func failuresAreClassifiedInTheDNSPhase() async throws {
-        try await Self.withPeers { p in
-            func expectFailure(_ r: ProbeResult, _ reason: FailureReason, _ words: String, _ what: String,
-                               sourceLocation: SourceLocation = #_sourceLocation) {
-                #expect(r.failure?.phase == .dns, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
-                #expect(r.failure?.reason == reason, "\(what): \(String(describing: r.failure))", sourceLocation: sourceLocation)
-                #expect(r.failure?.detail.contains(words) == true, "\(what): \(r.failure?.detail ?? "success")", sourceLocation: sourceLocation)
-                #expect(r.duration < 3 + ProbeTests.schedulingAllowance, "\(what) ran \(r.duration) s", sourceLocation: sourceLocation)
+    /// The resolvers run in a network namespace behind a veth and listen only on its far
+    /// address (10.214.x.y+2), routed only over the veth: a path bound to the veth asks them
+    /// (DoT to dnsdist and unbound, DoH to dnsdist; dnsdist's own counter rises) and the probe
+    /// succeeds; a path bound to another interface (lo) cannot reach them and fails in the
+    /// `dns` phase (dns_timeout: nothing answers there), naming the resolver. The target is unbound's own DoT port there, so the probe's connection
+    /// follows the same veth.
+    @Suite(.serialized, .enabled(if: Lab.isRoot && Lab.has("ip") && Lab.has("nft"), "needs root, ip and nft: SKIPPED, not passed"))
+    struct OverAVeth {
+        @Test func dotAndDoHOverAnInterfacePathAndNotOverAnother() async throws {
+            let certs = try await LabCertificates.shared()
+            let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+            try await LabDualStackSite.with { site in
+                let unbound = try await LabUnbound.start(in: site, records: [(EncryptedDNSTests.appName, "\(site.remoteV4)")], tls: cert)
+                defer { unbound.stop() }
+                let dnsdist = try await LabDnsdist.start(in: site, backend: unbound.plainAddress, tls: cert)
+                defer { dnsdist.stop() }
+                let target = LabConfig.target(kind: .tcp, url: "tcp://\(EncryptedDNSTests.appName):\(unbound.dotPort)", resolver: "enc")
+                let url = EndpointURL(scheme: "https", host: "dns.lab.test", port: dnsdist.dohPort, path: "/dns-query")
+                let resolvers = [
+                    ("dnsdist DoT", EncryptedResolver(kind: .dot, connectAddress: dnsdist.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile)),
+                    ("dnsdist DoH", EncryptedResolver(kind: .doh, connectAddress: SocketAddress(ip: site.remoteV4, port: dnsdist.dohPort),
+                                                      serverName: "dns.lab.test", url: url, caFile: certs.caFile)),
+                    ("unbound DoT", EncryptedResolver(kind: .dot, connectAddress: unbound.dotAddress, serverName: "dns.lab.test", caFile: certs.caFile)),
+                ]
+                let veth = EgressPath(name: "veth", kind: .interface(site.interface))
+                let other = EgressPath(name: "lo", kind: .interface("lo"))
+                for (label, encrypted) in resolvers {
+                    let resolver = ResolverConfig(name: "enc", address: nil, encrypted: encrypted)
+                    let before = label.hasPrefix("dnsdist") ? try dnsdist.queries() : 0
+                    let r = await LabConfig.probe(target, resolvers: [resolver], path: veth, phaseTimeouts: EncryptedDNSTests.phaseTimeouts)
+                    #expect(r.success, "\(label) over \(site.interface): \(String(describing: r.failure))")
+                    #expect(r.address == "\(site.remoteV4):\(unbound.dotPort)", "\(label): \(r.address ?? "-")")
+                    if label.hasPrefix("dnsdist") { #expect(try dnsdist.queries() > before, "\(label): dnsdist was asked") }
+
+                    let failed = await LabConfig.probe(target, resolvers: [resolver], path: other, phaseTimeouts: EncryptedDNSTests.phaseTimeouts)
+                    // Bound to lo, the SYNs to the veth's far address go nowhere: no answer by
+                    // the dns phase's timeout.
+                    ProbeTests.expectFailure(failed, .dns, .dnsTimeout, timeout: 3)
+                    #expect(failed.duration >= 0.95 * (EncryptedDNSTests.phaseTimeouts[.dns] ?? 0))
+                    let detail = failed.failure?.detail ?? ""
+                    let location = label.hasSuffix("DoH") ? "\(url)" : "\(site.remoteV4):"
+                    #expect(detail.contains("resolver enc (\(location)") && detail.contains("no answer from the resolver"),
+                            "\(label) over lo: \(detail)")
+                }
             }
-            // Refused: nothing listens on the port.
-            let closed = SocketAddress(ip: .loopbackIPv4, port: FreePort.next())
-            expectFailure(await p.probe(p.dot(closed)), .dnsError, "cannot connect", "refused")
-            // TLS reset after the ClientHello.
-            let reset = try LabTCPServer.start(.resetAfterRead)
-            defer { reset.stop() }
-            expectFailure(await p.probe(p.dot(reset.address)), .dnsError, "TLS was reset", "TLS reset")
-            // The certificate is for another name than tls_name.
-            expectFailure(await p.probe(p.dot(p.dnsdist.dotAddress, tlsName: "other.lab.test")), .dnsError,
-                          "certificate is not for other.lab.test", "wrong name")
-            // Silent: accepts, never speaks TLS.
-            let silent = try LabTCPServer.start(.stallAfterAccept)
-            defer { silent.stop() }
-            expectFailure(await p.probe(p.dot(silent.address)), .dnsTimeout, "no answer", "silent")
-            // Truncated: a frame announcing more than is sent, then the end.
-            let truncated = try Self.fakeDoT(p.cert) { _ in [0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
-            defer { truncated.stop() }
-            expectFailure(await p.probe(p.dot(truncated.address)), .dnsError, "truncated", "truncated")
-            // Mismatched: an answer whose id is no question's.
-            let mismatched = try Self.fakeDoT(p.cert) { query in
-                var answer = query
-                answer[0] ^= 0xff
-                answer[2] |= 0x80
-                return Self.framed(answer)
-            }
-            defer { mismatched.stop() }
-            expectFailure(await p.probe(p.dot(mismatched.address)), .dnsError, "does not match", "mismatched")
-            // DoH: 403 with an HTML page, and a captive portal's 200 HTML.
-            let nginx = try await LabNginx.start(tls: p.cert, locations: [
-                NginxLocation("/dns-query", status: 403, body: "<html><body>Forbidden</body></html>", headers: [("Content-Type", "text/html")]),
-                NginxLocation("/portal", status: 200, body: "<html><body>Log in</body></html>", headers: [("Content-Type", "text/html")]),
-            ])
-            defer { nginx.stop() }
-            expectFailure(await p.probe(p.doh(port: nginx.port)), .dnsError, "HTTP 403 with an HTML page", "DoH 403")
-            expectFailure(await p.probe(p.doh(port: nginx.port, path: "/portal")), .dnsError,
-                          "instead of application/dns-message", "DoH HTML")
         }
     }
 }

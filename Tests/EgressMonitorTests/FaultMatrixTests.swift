@@ -221,6 +221,122 @@ import EgressTestSupport
         Self.expect(result, .dns, .dnsError, noSocketsTo: [port])
     }
 
+    // MARK: - DNS over TLS and HTTPS (issue 15)
+
+    /// What an encrypted resolver does, and the reason and words of detail that must follow.
+    struct EncryptedDNSCase: Sendable, CustomTestStringConvertible {
+        enum Peer: Sendable {
+            /// DoT to a port nothing listens on.
+            case closedPort
+            /// DoT to a server that misbehaves at the TCP level.
+            case misbehaving(LabTCPServer.Behaviour)
+            /// DoT to a real unbound whose certificate is for dns.lab.test, asked for another tls_name.
+            case unboundAskedForAnotherName
+            /// DoT to a TLS server answering the first query with the bytes `reply(query)`.
+            case fakeDoT(@Sendable ([UInt8]) -> [UInt8])
+            /// DoH to nginx (TLS, the lab certificate) at `path`, answering `status` with an HTML page.
+            case nginxHTML(path: String, status: Int)
+        }
+        let name: String
+        let peer: Peer
+        let reason: FailureReason
+        /// What the detail must say, for a person to act on it.
+        let words: String
+        var timeout = 3.0
+        var testDescription: String { name }
+    }
+
+    static let encryptedDNSCases: [EncryptedDNSCase] = [
+        EncryptedDNSCase(name: "DoT: refused port", peer: .closedPort, reason: .dnsError, words: "cannot connect"),
+        EncryptedDNSCase(name: "DoT: TLS reset after the ClientHello", peer: .misbehaving(.resetAfterRead), reason: .dnsError,
+                         words: "its TLS was reset during the handshake"),
+        EncryptedDNSCase(name: "DoT: certificate for another name (unbound)", peer: .unboundAskedForAnotherName, reason: .dnsError,
+                         words: "its certificate is not for other.lab.test"),
+        EncryptedDNSCase(name: "DoT: silent server (accepts, never speaks TLS)", peer: .misbehaving(.stallAfterAccept),
+                         reason: .dnsTimeout, words: "no answer", timeout: stallTimeout),
+        EncryptedDNSCase(name: "DoT: truncated answer (a frame announcing more than is sent)",
+                         peer: .fakeDoT { _ in [0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }, reason: .dnsError,
+                         words: "in the middle of an answer (truncated)"),
+        EncryptedDNSCase(name: "DoT: mismatched answer id", peer: .fakeDoT { query in
+            var answer = query
+            answer[0] ^= 0xff
+            answer[2] |= 0x80
+            return FaultMatrixTests.framed(answer)
+        }, reason: .dnsError, words: "does not match any question asked"),
+        EncryptedDNSCase(name: "DoT: mismatched question (same id, another name)", peer: .fakeDoT { query in
+            // The first letter of the question's first label changed: app.lab.test → bpp.lab.test.
+            var answer = query
+            answer[2] |= 0x80
+            answer[13] = answer[13] &+ 1
+            return FaultMatrixTests.framed(answer)
+        }, reason: .dnsError, words: "does not match any question asked"),
+        EncryptedDNSCase(name: "DoH: 403 with an HTML page", peer: .nginxHTML(path: "/dns-query", status: 403), reason: .dnsError,
+                         words: "it answered HTTP 403 with an HTML page"),
+        EncryptedDNSCase(name: "DoH: HTML instead of a DNS message (captive portal)", peer: .nginxHTML(path: "/dns-query", status: 200),
+                         reason: .dnsError, words: "instead of application/dns-message"),
+    ]
+
+    /// A tcp target named app.lab.test whose resolver `enc` is the case's encrypted resolver: the
+    /// probe fails in `dns`, with the reason, by its deadline, its detail naming the resolver
+    /// and saying what went wrong, and no socket to the resolver left open.
+    @Test(.enabled(if: hasNginx && Lab.has("unbound"), "needs nginx, openssl and unbound"), arguments: encryptedDNSCases)
+    func encryptedResolverFault(_ c: EncryptedDNSCase) async throws {
+        let certs = try await LabCertificates.shared()
+        let cert = try certs.issue("dns", commonName: "dns.lab.test", subjectAltNames: ["DNS:dns.lab.test", "IP:127.0.0.1"])
+        let port: UInt16
+        var stop: () -> Void = {}
+        var kind = EncryptedResolver.Kind.dot
+        var tlsName = "dns.lab.test"
+        var dohPath = "/dns-query"
+        switch c.peer {
+        case .closedPort:
+            port = Self.closedPort()
+        case .misbehaving(let behaviour):
+            let server = try LabTCPServer.start(behaviour)
+            (port, stop) = (server.port, server.stop)
+        case .unboundAskedForAnotherName:
+            let unbound = try await LabUnbound.start(records: [("app.lab.test", "127.0.0.1")], tls: cert)
+            (port, stop, tlsName) = (unbound.dotPort, unbound.stop, "other.lab.test")
+        case .fakeDoT(let reply):
+            let server = try Self.fakeDoT(cert, reply: reply)
+            (port, stop) = (server.port, server.stop)
+        case .nginxHTML(let path, let status):
+            let nginx = try await LabNginx.start(tls: cert, locations: [
+                NginxLocation(path, status: status, body: "<html><body>Log in</body></html>", headers: [("Content-Type", "text/html")]),
+            ])
+            (port, stop, kind, dohPath) = (nginx.port, nginx.stop, .doh, path)
+        }
+        defer { stop() }
+        let address = SocketAddress(ip: IPAddress(Lab.loopback)!, port: port)
+        let resolver = ResolverConfig(name: "enc", address: nil, encrypted: EncryptedResolver(
+            kind: kind, connectAddress: address, serverName: tlsName,
+            url: kind == .doh ? EndpointURL(scheme: "https", host: "dns.lab.test", port: port, path: dohPath) : nil,
+            caFile: certs.caFile))
+        let target = LabConfig.target(kind: .tcp, url: "tcp://app.lab.test:\(FreePort.next())", resolver: "enc")
+        let result = await LabConfig.probe(target, resolvers: [resolver], timeout: c.timeout)
+        Self.expect(result, .dns, c.reason, timeout: c.timeout, noSocketsTo: [port])
+        let detail = result.failure?.detail ?? ""
+        #expect(detail.contains("\(kind == .dot ? "DoT" : "DoH") resolver enc"), "names the resolver: \(detail)")
+        #expect(detail.contains(c.words), "\(detail)")
+        #expect(result.phases.isEmpty, "nothing completed: \(result.phases)")
+        if c.timeout == Self.stallTimeout { #expect(result.duration >= 0.95 * c.timeout) }
+    }
+
+    /// A DNS message framed for DoT (its length first).
+    static func framed(_ message: [UInt8]) -> [UInt8] { [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message }
+
+    /// A TLS server that answers the first DoT query with the bytes `reply(query)`, then ends
+    /// the stream.
+    static func fakeDoT(_ cert: CertPair, reply: @escaping @Sendable ([UInt8]) -> [UInt8]) throws -> LabTCPServer {
+        let context = try TLSContext.server(certFile: cert.certFile, keyFile: cert.keyFile)
+        return try LabTCPServer.start(.custom { socket in
+            guard let tls = try? await TLSConnection.accept(over: socket, context: context, deadline: .after(seconds: 5)) else { return }
+            guard let query = try? await tls.read(maxBytes: 4096, deadline: .after(seconds: 5)), query.count > 2 else { return }
+            try? await tls.write(reply(Array(query.dropFirst(2))), deadline: .after(seconds: 5))
+            tls.close()  // the end of the stream right after the reply
+        })
+    }
+
     // MARK: - connect (loopback; the namespace cases are in `Network`)
 
     @Test func closedPortIsTCPRefused() async throws {

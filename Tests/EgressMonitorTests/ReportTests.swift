@@ -95,6 +95,20 @@ import Testing
         #expect(Hints.hint(for: .dnsSuspiciousAnswer).meaning.contains("poisoned"))
     }
 
+    /// Two encrypted resolvers disagreeing prove no injection (neither answer can have been
+    /// forged on the way): the hint says the resolver itself answers otherwise. A failure
+    /// without evidence keeps the reason's hint. (The other three texts: EncryptedDNSTests.)
+    @Test func suspiciousAnswerBetweenTwoEncryptedResolvers() {
+        let d = PoisonEvidence.Disagreement(host: "registry-1.docker.io", resolver: "isp-doh", resolverTransport: "DNS over HTTPS",
+                                            answer: ["198.51.100.9"], trusted: "ali-dot", trustedTransport: "DNS over TLS",
+                                            trustedAnswer: ["203.0.113.4"])
+        let hint = Hints.hint(for: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d", evidence: .disagreement(d)))
+        #expect(hint.meaning.contains("Two encrypted resolvers disagree") && hint.meaning.contains("isp-doh itself answers otherwise"))
+        #expect(hint.meaning.contains("198.51.100.9") && hint.meaning.contains("203.0.113.4"))
+        #expect(!hint.meaning.contains("proven"))
+        #expect(Hints.hint(for: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d")) == Hints.hint(for: .dnsSuspiciousAnswer))
+    }
+
     // MARK: check
 
     static let roundResults = [

@@ -137,7 +137,8 @@ public final class LabDualStackSite: Sendable {
         return process
     }
 
-    private func waitForTCP(_ address: SocketAddress, process: LabProcess, timeout: Double = 30) async throws {
+    /// Waits until `process` (run in the namespace) accepts connections on `address`.
+    func waitForTCP(_ address: SocketAddress, process: LabProcess, timeout: Double = 30) async throws {
         let deadline = Deadline.after(seconds: timeout)
         var lastError = "not tried"
         while true {

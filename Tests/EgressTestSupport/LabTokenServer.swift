@@ -42,8 +42,13 @@ public final class LabTokenServer: Sendable {
     /// The JWT `iss` claim; the registry's `auth.token.issuer` must say the same.
     public let issuer: String
     public let port: UInt16
-    /// `http://127.0.0.1:PORT/token`: the registry's `auth.token.realm`.
-    public var realm: String { "http://\(Lab.loopback):\(port)/token" }
+    /// The loopback address it listens on (127.0.0.1 unless `start(bind:)` said ::1).
+    public let bind: IPAddress
+    /// `http://127.0.0.1:PORT/token` (or `http://[::1]:PORT/token`): the registry's `auth.token.realm`.
+    public var realm: String {
+        let host = bind.isIPv6 ? "[\(bind)]" : "\(bind)"
+        return "http://\(host):\(port)/token"
+    }
 
     private let signer: ES256Signer
     private let untrusted: ES256Signer
@@ -62,15 +67,17 @@ public final class LabTokenServer: Sendable {
     /// Starts the server. `signing` is a certificate issued by the CA the registry trusts (its
     /// key signs the tokens); `untrusted` one it does not trust (for `.untrustedSigner`).
     public static func start(signing: CertPair, untrusted: CertPair,
-                             issuer: String = "egress-lab-token-issuer") throws -> LabTokenServer {
-        try LabTokenServer(signing: signing, untrusted: untrusted, issuer: issuer)
+                             issuer: String = "egress-lab-token-issuer",
+                             bind: IPAddress = IPAddress(Lab.loopback)!) throws -> LabTokenServer {
+        try LabTokenServer(signing: signing, untrusted: untrusted, issuer: issuer, bind: bind)
     }
 
-    private init(signing: CertPair, untrusted: CertPair, issuer: String) throws {
+    private init(signing: CertPair, untrusted: CertPair, issuer: String, bind: IPAddress) throws {
         self.signer = try ES256Signer(pair: signing)
         self.untrusted = try ES256Signer(pair: untrusted)
         self.issuer = issuer
-        let listener = try Socket.listen(on: SocketAddress(ip: IPAddress(Lab.loopback)!, port: 0))
+        self.bind = bind
+        let listener = try Socket.listen(on: SocketAddress(ip: bind, port: 0))
         guard let port = listener.localAddress?.port else {
             listener.close()
             throw LabError("LabTokenServer: no local port after bind")

@@ -58,6 +58,25 @@ public struct AgentConfig: Sendable, Equatable {
             paths.filter { target.paths?.contains($0.name) ?? true }.map { (target, $0) }
         }
     }
+
+    /// Where a target's resolver cannot apply (`validate` prints it): through an HTTP proxy
+    /// (CONNECT) or socks5h:// the proxy is sent the target's name and resolves it itself, as
+    /// it does for `docker pull` through it (Go's client sends the name too), so the agent asks
+    /// no resolver for the target there: neither the target's own nor the trusted one, so no
+    /// dns_suspicious_answer either. (The proxy's own name is resolved by the system resolver.)
+    public var resolverNotes: [String] {
+        targets.compactMap { target -> String? in
+            guard let name = target.resolver, name != ResolverConfig.system.name, IPAddress(target.url.host) == nil else { return nil }
+            let remote = pairs.filter { $0.target.name == target.name }.compactMap { pair -> String? in
+                guard case .proxy(let proxy) = pair.path.kind, proxy.scheme != "socks5" else { return nil }
+                return pair.path.name
+            }
+            guard !remote.isEmpty else { return nil }
+            let kind = resolver(named: name).map { " (\($0.kindName))" } ?? ""
+            return "note: target \(target.name)'s resolver \(name)\(kind) is not asked on path\(remote.count == 1 ? "" : "s") \(remote.joined(separator: ", ")): "
+                + "the proxy is sent the name and resolves it, as it does for docker pull"
+        }
+    }
 }
 
 public enum ConfigDefaults {

@@ -50,7 +50,7 @@ struct Dialer {
             }
             return try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(addresses.map { SocketAddress(ip: $0, port: port) }, binding: binding,
-                                  deadline: deadline, run: run)
+                                  deadline: deadline, run: run, records: outer == nil)
             }
         }
     }
@@ -90,13 +90,13 @@ struct Dialer {
         do throws(ProbeFailure) {
             socket = try await run.phase(.connect, countedAs: outer) { deadline throws(ProbeFailure) in
                 try await connect(proxyAddresses.map { SocketAddress(ip: $0, port: proxy.port) }, binding: .none,
-                                  deadline: deadline, run: run)
+                                  deadline: deadline, run: run, records: outer == nil)
             }
         } catch {
             throw ProbeFailure(.proxy, .proxyConnectFailed, "cannot reach the proxy \(proxy): \(error.detail)")
         }
         // The family toward the target where this host knows it (socks5://), else the proxy's.
-        if let targetAddress { run.ipProtocol = IPFamily(of: targetAddress).number }
+        if let targetAddress, outer == nil { run.ipProtocol = IPFamily(of: targetAddress).number }
         // 3. proxy: TLS to an https:// proxy, then the CONNECT or SOCKS5 exchange.
         let destination: SOCKS5Tunnel.Destination = targetAddress.map { .address($0) } ?? .name(host)
         return try await run.phase(.proxy, countedAs: outer) { deadline throws(ProbeFailure) in
@@ -166,13 +166,19 @@ struct Dialer {
     }
 
     /// Dials as Go's net.Dialer does (``HappyEyeballs``: RFC 6724 order, the other family 300 ms
-    /// later, first connection wins); records the address that won and its family.
+    /// later, first connection wins). With `records`, the address that won and its family become
+    /// the probe's `address` and `ip_protocol`: only for the probe's first connection to its
+    /// target (`countedAs: nil`). The others (an encrypted resolver's, the token realm's, a
+    /// CDN's, a reopened registry connection) say nothing about how the target was reached, and
+    /// a realm or CDN on another family must not turn an IPv4 probe into an IPv6 one.
     func connect(_ addresses: [SocketAddress], binding: SocketBinding, deadline: Deadline,
-                 run: ProbeRun) async throws(ProbeFailure) -> Socket {
+                 run: ProbeRun, records: Bool) async throws(ProbeFailure) -> Socket {
         do {
             let dialed = try await HappyEyeballs(binding: binding).connect(addresses, deadline: deadline)
-            run.address = dialed.address.description
-            run.ipProtocol = IPFamily(of: dialed.address.ip).number
+            if records {
+                run.address = dialed.address.description
+                run.ipProtocol = IPFamily(of: dialed.address.ip).number
+            }
             return dialed.socket
         } catch {
             switch error {

@@ -52,7 +52,9 @@ public final class NameResolution: Sendable {
         let bad = addresses.filter { publicHost ? $0.isBogonForPublicHost || $0.isUnspecified : $0.isUnspecified }
         if !bad.isEmpty {
             throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
-                               "\(host) resolved to \(bad.map(\.description).joined(separator: ", ")), which \(publicHost ? "a public host cannot have" : "no host can be reached at") (poisoned answer?)")
+                               "\(host) resolved to \(bad.map(\.description).joined(separator: ", ")), which \(publicHost ? "a public host cannot have" : "no host can be reached at") (poisoned answer?)",
+                               evidence: .impossibleAddress(host: host, resolver: resolver.name, answer: bad.map(\.description),
+                                                            publicHost: publicHost))
         }
         if let trusted, trusted.name != resolver.name,
            let reference = try? await resolve(host, resolver: trusted, binding: binding, family: family, deadline: deadline, opener: opener),
@@ -64,9 +66,12 @@ public final class NameResolution: Sendable {
             let proven = trusted.encrypted != nil && resolver.encrypted == nil
                 ? ": the trusted answer came over \(trusted.kindName == "dot" ? "DNS over TLS" : "DNS over HTTPS"), out of an injector's reach, so the plain answer was forged on the way (use \(trusted.name) for this name, or a path that avoids the injector)"
                 : ": no address in common (poisoned answer?)"
+            let evidence = PoisonEvidence.disagreement(PoisonEvidence.Disagreement(
+                host: host, resolver: resolver.name, resolverTransport: resolver.transportName, answer: addresses.map(\.description),
+                trusted: trusted.name, trustedTransport: trusted.transportName, trustedAnswer: reference.map(\.description)))
             throw ProbeFailure(.dns, .dnsSuspiciousAnswer,
                                "\(host): \(resolver.name) answered \(answered), trusted resolver \(trusted.name) answered \(truth)\(proven)",
-                               disagreeingResolver: resolver.name)
+                               disagreeingResolver: resolver.name, evidence: evidence)
         }
         return addresses
     }
@@ -144,6 +149,43 @@ public final class NameResolution: Sendable {
         // No socket for the query (EMFILE...): this host's trouble, not the resolver's.
         case .network(let e) where e.isLocalResourceShortage: return ProbeFailure(.dns, .localResourceExhausted, detail)
         case .malformed, .network, .transport: return ProbeFailure(.dns, .dnsError, detail)
+        }
+    }
+}
+
+/// What a `dns_suspicious_answer` verdict rests on, and so what it proves (its hint says it).
+public enum PoisonEvidence: Sendable, Equatable {
+    /// The answer holds an address the host cannot have (0.0.0.0, `::`; for a public target a
+    /// private, loopback or reserved one): the answer is wrong, whoever forged it.
+    case impossibleAddress(host: String, resolver: String, answer: [String], publicHost: Bool)
+    /// The `trusted` resolver's answer shares no address with the one the probe got.
+    case disagreement(Disagreement)
+
+    public struct Disagreement: Sendable, Equatable {
+        public let host: String
+        public let resolver: String
+        /// "plain DNS", "DNS over TLS", "DNS over HTTPS" (the system resolver is plain).
+        public let resolverTransport: String
+        public let answer: [String]
+        public let trusted: String
+        public let trustedTransport: String
+        public let trustedAnswer: [String]
+
+        /// The trusted answer travelled encrypted: an on-path injector could not have forged it.
+        public var trustedEncrypted: Bool { trustedTransport != ResolverConfig.plainTransportName }
+        public var resolverEncrypted: Bool { resolverTransport != ResolverConfig.plainTransportName }
+    }
+}
+
+extension ResolverConfig {
+    static let plainTransportName = "plain DNS"
+
+    /// How its queries travel, in words.
+    var transportName: String {
+        switch encrypted?.kind {
+        case .dot?: return "DNS over TLS"
+        case .doh?: return "DNS over HTTPS"
+        case nil: return Self.plainTransportName
         }
     }
 }

@@ -9,12 +9,16 @@ public struct ProbeFailure: Error, Sendable, Equatable, CustomStringConvertible 
     /// For `dns_suspicious_answer` from a disagreement with the trusted resolver: the resolver
     /// whose answer disagreed (`egress_dns_answers_disagree_total`'s label).
     public var disagreeingResolver: String?
+    /// For `dns_suspicious_answer`: what the verdict rests on, so its hint says what was proven.
+    public var evidence: PoisonEvidence?
 
-    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String, disagreeingResolver: String? = nil) {
+    public init(_ phase: Phase, _ reason: FailureReason, _ detail: String, disagreeingResolver: String? = nil,
+                evidence: PoisonEvidence? = nil) {
         self.phase = phase
         self.reason = reason
         self.detail = detail
         self.disagreeingResolver = disagreeingResolver
+        self.evidence = evidence
     }
 
     public var description: String { "\(phase.rawValue)/\(reason.rawValue): \(detail)" }

@@ -11,8 +11,10 @@ public final class ProbeRun {
     public let deadline: Deadline
     private let phaseTimeouts: [Phase: Double]
     public private(set) var phases: [Phase: Double] = [:]
+    /// The address the probe's first connection to its target reached (the proxy's on a proxy
+    /// path); later connections (token realm, CDN, encrypted resolver) leave it as it is.
     public var address: String?
-    /// 4 or 6: the family of the address dialed toward the target (on a proxy path, the
+    /// 4 or 6: the family of that first connection to the target (on a proxy path, the
     /// target's when this host resolved it for SOCKS5, else the proxy's).
     public var ipProtocol: Int?
     public var tls: TLSSessionInfo?

@@ -139,7 +139,9 @@ public enum CheckCommand {
         // Only the failures no finding explains.
         for r in results {
             guard let f = r.failure, verdicts.explanation(target: r.target, path: r.path) == nil else { continue }
-            if let i = groups.firstIndex(where: { $0.failure.phase == f.phase && $0.failure.reason == f.reason }) {
+            // One group per hint: suspicious answers resting on different evidence say different things.
+            if let i = groups.firstIndex(where: { $0.failure.phase == f.phase && $0.failure.reason == f.reason
+                                                  && Hints.hint(for: $0.failure) == Hints.hint(for: f) }) {
                 groups[i].results.append(r)
             } else {
                 groups.append((f, [r]))
@@ -149,7 +151,7 @@ public enum CheckCommand {
             let others = verdicts.downPaths.isEmpty && verdicts.targetFindings.isEmpty ? "" : " (other failures)"
             out += "\n" + style.bold("Why they failed\(others), and what to try:") + "\n"
             for g in groups {
-                let hint = Hints.hint(for: g.failure.reason)
+                let hint = Hints.hint(for: g.failure)
                 let key = "\(g.failure.phase.rawValue)/\(g.failure.reason.rawValue)"
                 // Wrapped as if the key were plain text, then the key painted.
                 let meaning = Format.wrap("\(key): \(hint.meaning)", width: 94, indent: "    ")

@@ -27,6 +27,7 @@ public enum ValidateCommand {
             return [t.name, t.kind.rawValue, t.url.description, about.joined(separator: "; "),
                     t.discoveredFrom.map { "discovered from \($0)" } ?? ""]
         }, indent: "    ")
+        out += config.resolverNotes.map { "    \($0)\n" }.joined()
 
         let pairs = config.pairs
         out += "  would probe \(pairs.count) pair\(pairs.count == 1 ? "" : "s") (\(config.targets.count) target\(config.targets.count == 1 ? "" : "s") × \(config.paths.count) path\(config.paths.count == 1 ? "" : "s")"

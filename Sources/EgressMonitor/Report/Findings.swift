@@ -39,9 +39,9 @@ enum Findings {
     }
 
     /// The hint of a finding: its reason's, when it has one reason.
-    static func hint(_ v: Attribution.PathVerdict) -> Hint? { v.failure.map { Hints.hint(for: $0.reason) } }
+    static func hint(_ v: Attribution.PathVerdict) -> Hint? { v.failure.map { Hints.hint(for: $0) } }
     static func hint(_ v: Attribution.TargetVerdict) -> Hint? {
-        v.commonFailure.map { Hints.hint(for: $0.reason) }
+        v.commonFailure.map { Hints.hint(for: $0) }
     }
 
     /// What the `check` table shows instead of the reason for a failure a finding explains.

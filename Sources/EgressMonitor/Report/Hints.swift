@@ -23,6 +23,45 @@ public enum Hints {
         table[reason] ?? fallback
     }
 
+    /// The hint of one failure: its reason's, except where the failure carries what it rests on
+    /// (`dns_suspicious_answer`), whose hint then says what was proven and names the answers.
+    public static func hint(for failure: ProbeFailure) -> Hint {
+        guard failure.reason == .dnsSuspiciousAnswer, let evidence = failure.evidence else { return hint(for: failure.reason) }
+        return suspiciousAnswer(evidence)
+    }
+
+    /// What a suspicious answer proves depends on what contradicted it. Only an answer that
+    /// travelled encrypted is out of an on-path injector's reach (the injector answers plain
+    /// queries first, to any resolver); a bogon proves the answer false but not who forged it.
+    static func suspiciousAnswer(_ evidence: PoisonEvidence) -> Hint {
+        let remote = "a proxy path that resolves at the proxy (socks5h://, or an HTTP CONNECT proxy, which is sent the name)"
+        switch evidence {
+        case .impossibleAddress(let host, let resolver, let answer, let publicHost):
+            let which = publicHost ? "an address a public host cannot have (private, loopback, link-local or reserved)"
+                : "an address no host can be reached at"
+            return Hint(
+                meaning: "\(resolver) answered \(answer.joined(separator: ", ")) for \(host): \(which). That proves the answer false (DNS poisoning, or a filtering resolver sinkholing the name), not who forged it: nothing here says what the true address is.",
+                advice: "mark an encrypted resolver (dot or doh) trusted to learn the true answer and prove where it was forged; meanwhile use \(remote), or a mirror.")
+        case .disagreement(let d):
+            let got = "\(d.resolver) (\(d.resolverTransport)) answered \(d.answer.joined(separator: ", "))"
+            let truth = "\(d.trusted) (\(d.trustedTransport)) answered \(d.trustedAnswer.joined(separator: ", "))"
+            let hosts = "an /etc/hosts entry (\(d.trustedAnswer.first ?? "") \(d.host)) on this host for dockerd"
+            if d.trustedEncrypted && !d.resolverEncrypted {
+                return Hint(
+                    meaning: "Poisoning proven, not suspected: for \(d.host), \(got), contradicted by the trusted \(truth), an answer that travelled encrypted, out of an on-path injector's reach. The plain answer was injected on the way or \(d.resolver) lies.",
+                    advice: "resolve \(d.host) with \(d.trusted) (the target's resolver; for dockerd, a local stub that forwards over \(d.trustedTransport)), or use \(remote), or \(hosts).")
+            }
+            if d.trustedEncrypted {
+                return Hint(
+                    meaning: "Two encrypted resolvers disagree for \(d.host): \(got); the trusted \(truth). Neither answer can have been injected on the way, so \(d.resolver) itself answers otherwise (it filters the name, or a CDN gives it other addresses).",
+                    advice: "resolve \(d.host) with \(d.trusted), or use \(remote), or \(hosts).")
+            }
+            return Hint(
+                meaning: "The answers disagree for \(d.host): \(got); the trusted \(truth). Both travelled as plain DNS, which an on-path injector can answer first for any resolver, so this is a suspicion, not a proof: either answer may be forged, and a CDN may answer differently per resolver.",
+                advice: "make the trusted resolver a DNS over TLS or HTTPS one (dot, doh) to prove it; meanwhile use \(remote), or \(hosts).")
+        }
+    }
+
     static let fallback = Hint(
         meaning: "The probe failed in a way this version has no explanation for yet.",
         advice: "read the detail; compare with the other paths of this target.")

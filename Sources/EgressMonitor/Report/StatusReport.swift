@@ -88,7 +88,7 @@ public struct StatusReport: Sendable {
             phase = r?.failure?.phase.rawValue
             reason = r?.failure?.reason.rawValue
             detail = r?.failure?.detail
-            hint = r?.failure.map { Hints.hint(for: $0.reason) }
+            hint = r?.failure.map { Hints.hint(for: $0) }
             phases = Dictionary(uniqueKeysWithValues: (r?.phases ?? [:]).map { ($0.key.rawValue, $0.value) })
             duration = r?.duration
             address = r?.address
