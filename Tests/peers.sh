@@ -30,6 +30,7 @@ declare -A need=(
   [unbound]=unbound
   [unbound-checkconf]=unbound
   [setpriv]=util-linux
+  [debootstrap]=debootstrap
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -60,7 +60,8 @@ import EgressTestSupport
         var names = Set<String>()
         for family in Catalogue.all {
             if family.type == .histogram {
-                for suffix in ["_bucket", "_sum", "_count"] { names.insert(family.name + suffix) }
+                // The bare name is the native histogram (protobuf scrapes with native histograms).
+                for suffix in ["_bucket", "_sum", "_count", ""] { names.insert(family.name + suffix) }
             } else {
                 names.insert(family.name)
             }
@@ -277,13 +278,14 @@ import EgressTestSupport
     static let canRunFleet = Lab.has("prometheus") && Lab.has("tinyproxy") && Lab.has("socat")
         && Lab.has("openssl") && Lab.has("curl")
 
-    /// Twice: one Prometheus scraping the three agents (the `site` label set on each target), and
+    /// Three times: one Prometheus scraping the three agents (the `site` label set on each target),
     /// the fleet as issue 18 runs it, a Prometheus in agent mode per site (`site` in its
-    /// `external_labels`) remote-writing to a central one that evaluates the rules. One after
+    /// `external_labels`) remote-writing to a central one that evaluates the rules, and that
+    /// fleet with native histograms only (the shipped rules' native halves). One after
     /// the other: both fleets issue the same lab certificate, and two fleets at once would
     /// share two cores.
     @Test(.enabled(if: canRunFleet, "needs prometheus, tinyproxy, socat, openssl and curl: SKIPPED, not passed"),
-          .timeLimit(.minutes(3)), .serialized, arguments: [OpsFleet.Topology.central, .agentMode])
+          .timeLimit(.minutes(3)), .serialized, arguments: [OpsFleet.Topology.central, .agentMode, .agentModeNative])
     func everyQueryRunsAgainstAFleetOfAgents(topology: OpsFleet.Topology) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no agent binary at \(Self.binary)")
         let fleet = try await OpsFleet.start(binary: Self.binary, rulesFile: Self.rulesFile, topology: topology)
@@ -302,6 +304,13 @@ import EgressTestSupport
             return pairs == 18 && sitePairs == 18 && latencies > 0
                 && Set(pending).isSuperset(of: ["DockerHubUnreachableOnAllPaths", "DirectPathDegradedEgressHealthy",
                                                 "CertificateExpiringSoon", "AgentConfigReloadFailed", "EgressTargetDown"])
+        }
+
+        // Native-only: the central Prometheus holds the native histograms and no classic bucket,
+        // so the quantile rules above recorded their series from their native halves.
+        if topology == .agentModeNative {
+            #expect(try await prometheus.query("egress_phase_duration_seconds_bucket").isEmpty)
+            #expect(try await !prometheus.query("histogram_count(egress_phase_duration_seconds)").isEmpty)
         }
 
         // --- every rule, as Prometheus loaded it ---
@@ -727,8 +736,19 @@ final class OpsFleet: @unchecked Sendable {
         /// remote-writes to the central Prometheus (`--web.enable-remote-write-receiver`),
         /// `site` being its `external_labels`.
         case agentMode
+        /// ``agentMode`` with native histograms end to end: the site Prometheus scrape protobuf
+        /// (`--enable-feature=native-histograms`) and remote-write the native histograms
+        /// (`send_native_histograms: true`; 2.42 drops them from remote write without it) to a
+        /// central Prometheus with the feature, which then holds no `_bucket` series at all.
+        case agentModeNative
 
-        var testDescription: String { self == .central ? "one central Prometheus" : "agent mode + remote write" }
+        var testDescription: String {
+            switch self {
+            case .central: "one central Prometheus"
+            case .agentMode: "agent mode + remote write"
+            case .agentModeNative: "agent mode + remote write, native histograms only"
+            }
+        }
     }
 
     private init(directory: String, openServer: LabTCPServer) {
@@ -741,8 +761,8 @@ final class OpsFleet: @unchecked Sendable {
         let fleet = OpsFleet(directory: directory, openServer: try LabTCPServer.start(.closeImmediately))
         do {
             try await fleet.startPeersAndAgents(binary: binary)
-            try await fleet.startPrometheus(rulesFile: rulesFile, scraping: topology == .central)
-            if topology == .agentMode { try await fleet.startSiteAgents() }
+            try await fleet.startPrometheus(rulesFile: rulesFile, scraping: topology == .central, native: topology == .agentModeNative)
+            if topology != .central { try await fleet.startSiteAgents(native: topology == .agentModeNative) }
         } catch {
             fleet.stop()
             throw error
@@ -805,10 +825,11 @@ final class OpsFleet: @unchecked Sendable {
         }
     }
 
-    private func startPrometheus(rulesFile: String, scraping: Bool) async throws {
+    private func startPrometheus(rulesFile: String, scraping: Bool, native: Bool = false) async throws {
         let server = try await LabPrometheus.start(rulesFile: rulesFile,
                                                    sites: scraping ? agents.keys.sorted().map { ($0, agents[$0]!.address) } : [],
-                                                   arguments: ["--web.enable-remote-write-receiver"])
+                                                   arguments: ["--web.enable-remote-write-receiver"]
+                                                       + (native ? ["--enable-feature=native-histograms"] : []))
         prometheus = server
         api = PrometheusAPI(base: server.base)
     }
@@ -816,7 +837,7 @@ final class OpsFleet: @unchecked Sendable {
     /// One Prometheus in agent mode per site: scrapes that site's agent every second, writes
     /// ahead to its own WAL and remote-writes to the central Prometheus (``api``). The same
     /// configuration the README's Operations section shows.
-    private func startSiteAgents() async throws {
+    private func startSiteAgents(native: Bool = false) async throws {
         for site in agents.keys.sorted() {
             let configFile = directory + "/prometheus-agent-\(site).yml"
             try """
@@ -831,11 +852,12 @@ final class OpsFleet: @unchecked Sendable {
             remote_write:
               - url: "\(api.base)/api/v1/write"
                 queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}
+                send_native_histograms: \(native)
 
             """.write(toFile: configFile, atomically: true, encoding: .utf8)
             let port = FreePort.next()
             let process = try LabProcess("prometheus", arguments: [
-                "--enable-feature=agent", "--config.file=\(configFile)", "--storage.agent.path=\(directory)/agent-\(site)",
+                "--enable-feature=agent" + (native ? ",native-histograms" : ""), "--config.file=\(configFile)", "--storage.agent.path=\(directory)/agent-\(site)",
                 "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
                 directory: directory, name: "prometheus-agent-\(site)")
             siteAgents.append(process)
