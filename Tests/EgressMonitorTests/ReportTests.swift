@@ -109,6 +109,27 @@ import Testing
         #expect(Hints.hint(for: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d")) == Hints.hint(for: .dnsSuspiciousAnswer))
     }
 
+    // MARK: the README's contract
+
+    /// The README is what dashboards and scripts are written against: every `egress_` family of
+    /// the catalogue has a row in its Metrics table, and every key a `check --json` result has is
+    /// in its list of those keys (red while the registry families or `ip_protocol` were missing).
+    @Test func readmeDocumentsEveryMetricAndResultKey() throws {
+        let readme = try String(contentsOfFile: OpsTests.root + "/README.md", encoding: .utf8)
+        let names = Catalogue.all.map(\.name).filter { $0.hasPrefix("egress_") }
+        #expect(names.count > 20)
+        let undocumented = names.filter { !readme.contains("\n| `\($0)` |") }
+        #expect(undocumented.isEmpty, "README's Metrics table has no row for \(undocumented)")
+        let list = try #require(readme.range(of: "\"results\": [{").flatMap { start in
+            readme[start.upperBound...].range(of: "}]").map { readme[start.upperBound..<$0.lowerBound] }
+        }, "README has no check --json key list")
+        let keys = try #require(StatusReport.Entry(target: "t", path: "p", last: Self.ok("t", "p", 0.1), lastSuccessAt: nil)
+            .json.objectValue?.keys)
+        #expect(keys.count > 15)
+        let unlisted = keys.filter { !list.contains("\"\($0)\"") }.sorted()
+        #expect(unlisted.isEmpty, "README's check --json list lacks \(unlisted)")
+    }
+
     // MARK: check
 
     static let roundResults = [
