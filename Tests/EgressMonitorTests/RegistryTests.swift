@@ -117,6 +117,9 @@ struct RegistryTests {
         let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .auth, reason, timeout: lab.timeout)
         #expect(result.phases[.http] != nil && result.phases[.manifest] == nil)
+        // http_status is the registry's own last answer (its 401 challenge), never the token
+        // endpoint's (403 or 200 with a bad body): that one is in the failure's detail.
+        #expect(result.httpStatus == 401, "http_status \(String(describing: result.httpStatus))")
     }
 
     // MARK: pull limits
@@ -241,6 +244,8 @@ struct RegistryTests {
         Self.expectSuccess(result)
         #expect(result.registry?.blob?.bytes == 1 << 20)
         #expect(result.registry?.blob?.redirectedTo == "http://127.0.0.1")
+        // The registry's own last answer is its 307 to the CDN; the CDN's 200 is not the registry's.
+        #expect(result.httpStatus == 307, "http_status \(String(describing: result.httpStatus))")
         #expect((result.registry?.blob?.bytesPerSecond ?? 0) > 0)
         #expect((result.phases[.blob] ?? 0) > 0)
 
