@@ -621,23 +621,15 @@ final class RegistryLab: Sendable {
         let tokens = try LabTokenServer.start(signing: signing, untrusted: untrusted, issuer: issuer)
         var stopOnError: [() -> Void] = [tokens.stop]
         do {
-            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: ["""
-                auth:
-                  token:
-                    realm: \(tokens.realm)
-                    service: \(service)
-                    issuer: \(issuer)
-                    rootcertbundle: \(certs.caFile)
-                """]))
+            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: [
+                tokens.registryAuthSection(service: service, caFile: certs.caFile)]))
             stopOnError.append(upstream.stop)
 
             let images = try await onOwnThread {
                 [LabImage.random(layerSizes: [6 << 20, 256 << 10]), LabImage.random(layerSizes: [1 << 20]),
                  LabImage.random(layerSizes: [1 << 20]), LabImage.random(layerSizes: [1 << 20])]
             }
-            let toA = LabPusher(port: upstream.port) { repository in
-                "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
-            }
+            let toA = tokens.pusher(port: upstream.port, service: service)
             try await toA.push(images[0], repository: "library/alpine", tag: "3.20")
             try await toA.push(images[2], repository: "lab/tool", tag: "1")
             try await toA.push(images[3], repository: "library/busybox", tag: "1.36")
