@@ -109,6 +109,26 @@ import Testing
         #expect(Hints.hint(for: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d")) == Hints.hint(for: .dnsSuspiciousAnswer))
     }
 
+    /// The agent's status report judges its findings from its entries: a path where every
+    /// target got a poisoned answer is down, and the finding's hint says what was proven, as
+    /// `check`'s does (red while the entries dropped the failure's evidence: the generic hint).
+    @Test func aFindingOfPoisonedAnswersSaysWhatWasProvenInTheAgentsReport() throws {
+        let d = PoisonEvidence.Disagreement(host: "registry-1.docker.io", resolver: "system", resolverTransport: "plain DNS",
+                                            answer: ["198.51.100.9"], trusted: "ali-dot", trustedTransport: "DNS over TLS",
+                                            trustedAnswer: ["203.0.113.4"])
+        let results = ["hub", "hub-v6"].map {
+            ProbeResult(target: $0, path: "isp", startedAt: Self.t0, duration: 0.05, phases: [:],
+                        failure: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d", evidence: .disagreement(d)))
+        }
+        let report = StatusReport(generatedAt: Self.t0, agent: nil, results: results.map {
+            StatusReport.Entry(target: $0.target, path: $0.path, last: $0, lastSuccessAt: nil)
+        }, recommendations: [:])
+        let down = try #require(report.verdicts.downPaths.first, "the path where every target was poisoned is down")
+        let inReport = Findings.hint(down)
+        #expect(inReport?.meaning.contains("Poisoning proven") == true, "\(String(describing: inReport))")
+        #expect(inReport == Attribution.judge(results).downPaths.first.flatMap { Findings.hint($0) })
+    }
+
     // MARK: the README's contract
 
     /// The README is what dashboards and scripts are written against: every `egress_` family of
