@@ -38,7 +38,8 @@ done
 # toolchain is installed (a mount namespace hides it), on its embedded default config.
 bash Tests/Install/check.sh 2>&1 | tee -a "$log" || failed+=("install")
 # The .deb of that binary (systemd/build-deb.sh, lintian-checked) installs offline with apt in an
-# isolated clean root (debootstrap minbase, cached; no network), the agent starts from it, and it purges cleanly.
+# isolated clean root (debootstrap minbase from deb.debian.org, built once and cached; the run itself
+# has no network), the agent starts from it, and it purges cleanly.
 bash Tests/Install/deb.sh --bin .build/release/egress-monitor 2>&1 | tee -a "$log" || failed+=("deb")
 
 # ---- The benchmark's verdicts on made-up runs (missing or NaN figures, failed probes, modes).

@@ -89,19 +89,11 @@ import EgressTestSupport
                                               bind: IPAddress("::1")!)
         defer { tokens.stop() }
         #expect(tokens.realm.hasPrefix("http://[::1]:"))
-        let registry = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: ["""
-            auth:
-              token:
-                realm: \(tokens.realm)
-                service: \(service)
-                issuer: \(issuer)
-                rootcertbundle: \(certs.caFile)
-            """]))
+        let registry = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: [
+            tokens.registryAuthSection(service: service, caFile: certs.caFile)]))
         defer { registry.stop() }
         let image = LabImage.random(layerSizes: [64 << 10])
-        try await LabPusher(port: registry.port) { repository in
-            "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
-        }.push(image, repository: "lab/dial", tag: "1")
+        try await tokens.pusher(port: registry.port, service: service).push(image, repository: "lab/dial", tag: "1")
 
         var target = LabConfig.target(url: "http://127.0.0.1:\(registry.port)")
         target.images = [try ImageReference.parse("lab/dial:1", officialPrefix: false).get()]

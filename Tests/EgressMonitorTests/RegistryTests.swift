@@ -117,6 +117,9 @@ struct RegistryTests {
         let result = await lab.engine([target]).probeOnReactor(target: target, path: .direct)
         ProbeTests.expectFailure(result, .auth, reason, timeout: lab.timeout)
         #expect(result.phases[.http] != nil && result.phases[.manifest] == nil)
+        // http_status is the registry's own last answer (its 401 challenge), never the token
+        // endpoint's (403 or 200 with a bad body): that one is in the failure's detail.
+        #expect(result.httpStatus == 401, "http_status \(String(describing: result.httpStatus))")
     }
 
     // MARK: pull limits
@@ -241,6 +244,8 @@ struct RegistryTests {
         Self.expectSuccess(result)
         #expect(result.registry?.blob?.bytes == 1 << 20)
         #expect(result.registry?.blob?.redirectedTo == "http://127.0.0.1")
+        // The registry's own last answer is its 307 to the CDN; the CDN's 200 is not the registry's.
+        #expect(result.httpStatus == 307, "http_status \(String(describing: result.httpStatus))")
         #expect((result.registry?.blob?.bytesPerSecond ?? 0) > 0)
         #expect((result.phases[.blob] ?? 0) > 0)
 
@@ -616,23 +621,15 @@ final class RegistryLab: Sendable {
         let tokens = try LabTokenServer.start(signing: signing, untrusted: untrusted, issuer: issuer)
         var stopOnError: [() -> Void] = [tokens.stop]
         do {
-            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: ["""
-                auth:
-                  token:
-                    realm: \(tokens.realm)
-                    service: \(service)
-                    issuer: \(issuer)
-                    rootcertbundle: \(certs.caFile)
-                """]))
+            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: [
+                tokens.registryAuthSection(service: service, caFile: certs.caFile)]))
             stopOnError.append(upstream.stop)
 
             let images = try await onOwnThread {
                 [LabImage.random(layerSizes: [6 << 20, 256 << 10]), LabImage.random(layerSizes: [1 << 20]),
                  LabImage.random(layerSizes: [1 << 20]), LabImage.random(layerSizes: [1 << 20])]
             }
-            let toA = LabPusher(port: upstream.port) { repository in
-                "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
-            }
+            let toA = tokens.pusher(port: upstream.port, service: service)
             try await toA.push(images[0], repository: "library/alpine", tag: "3.20")
             try await toA.push(images[2], repository: "lab/tool", tag: "1")
             try await toA.push(images[3], repository: "library/busybox", tag: "1.36")

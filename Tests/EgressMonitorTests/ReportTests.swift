@@ -109,6 +109,47 @@ import Testing
         #expect(Hints.hint(for: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d")) == Hints.hint(for: .dnsSuspiciousAnswer))
     }
 
+    /// The agent's status report judges its findings from its entries: a path where every
+    /// target got a poisoned answer is down, and the finding's hint says what was proven, as
+    /// `check`'s does (red while the entries dropped the failure's evidence: the generic hint).
+    @Test func aFindingOfPoisonedAnswersSaysWhatWasProvenInTheAgentsReport() throws {
+        let d = PoisonEvidence.Disagreement(host: "registry-1.docker.io", resolver: "system", resolverTransport: "plain DNS",
+                                            answer: ["198.51.100.9"], trusted: "ali-dot", trustedTransport: "DNS over TLS",
+                                            trustedAnswer: ["203.0.113.4"])
+        let results = ["hub", "hub-v6"].map {
+            ProbeResult(target: $0, path: "isp", startedAt: Self.t0, duration: 0.05, phases: [:],
+                        failure: ProbeFailure(.dns, .dnsSuspiciousAnswer, "d", evidence: .disagreement(d)))
+        }
+        let report = StatusReport(generatedAt: Self.t0, agent: nil, results: results.map {
+            StatusReport.Entry(target: $0.target, path: $0.path, last: $0, lastSuccessAt: nil)
+        }, recommendations: [:])
+        let down = try #require(report.verdicts.downPaths.first, "the path where every target was poisoned is down")
+        let inReport = Findings.hint(down)
+        #expect(inReport?.meaning.contains("Poisoning proven") == true, "\(String(describing: inReport))")
+        #expect(inReport == Attribution.judge(results).downPaths.first.flatMap { Findings.hint($0) })
+    }
+
+    // MARK: the README's contract
+
+    /// The README is what dashboards and scripts are written against: every `egress_` family of
+    /// the catalogue has a row in its Metrics table, and every key a `check --json` result has is
+    /// in its list of those keys (red while the registry families or `ip_protocol` were missing).
+    @Test func readmeDocumentsEveryMetricAndResultKey() throws {
+        let readme = try String(contentsOfFile: OpsTests.root + "/README.md", encoding: .utf8)
+        let names = Catalogue.all.map(\.name).filter { $0.hasPrefix("egress_") }
+        #expect(names.count > 20)
+        let undocumented = names.filter { !readme.contains("\n| `\($0)` |") }
+        #expect(undocumented.isEmpty, "README's Metrics table has no row for \(undocumented)")
+        let list = try #require(readme.range(of: "\"results\": [{").flatMap { start in
+            readme[start.upperBound...].range(of: "}]").map { readme[start.upperBound..<$0.lowerBound] }
+        }, "README has no check --json key list")
+        let keys = try #require(StatusReport.Entry(target: "t", path: "p", last: Self.ok("t", "p", 0.1), lastSuccessAt: nil)
+            .json.objectValue?.keys)
+        #expect(keys.count > 15)
+        let unlisted = keys.filter { !list.contains("\"\($0)\"") }.sorted()
+        #expect(unlisted.isEmpty, "README's check --json list lacks \(unlisted)")
+    }
+
     // MARK: check
 
     static let roundResults = [

@@ -56,6 +56,7 @@ public enum Lab {
 
     private static let root: Result<String, LabError> = {
         let path = NSTemporaryDirectory() + "egress-lab-\(getpid())"
+        removeStaleRoots(in: NSTemporaryDirectory())
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             // Certificates and any directory a server left behind go when the test process exits.
@@ -65,6 +66,23 @@ public enum Lab {
             return .failure(LabError("cannot create the lab root \(path): \(error)"))
         }
     }()
+
+    /// Removes the roots of test processes that are gone without their atexit (killed by a
+    /// timeout or a signal): `egress-lab-PID` whose PID no longer exists and that nothing
+    /// touched for `minimumAge` seconds. The age spares a live process of another PID namespace
+    /// (no suite runs an hour); a PID reused since only keeps its directory a while longer.
+    public static func removeStaleRoots(in parent: String, minimumAge: Double = 3600) {
+        guard !keepsDirectories, let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        let now = Date()
+        for name in names where name.hasPrefix("egress-lab-") {
+            guard let pid = pid_t(name.dropFirst("egress-lab-".count)), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            let path = (parent.hasSuffix("/") ? parent : parent + "/") + name
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  now.timeIntervalSince(modified) >= minimumAge else { continue }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
 
     private static func removeRootDirectory() {
         if case .success(let path) = root { removeDirectory(path) }

@@ -117,21 +117,13 @@ public final class LabDocker: @unchecked Sendable {
             cleanup.append(tokens.stop)
             let ports = Ports(current: FreePort.next(), stale: FreePort.next(), forbidden: FreePort.next(), dead: FreePort.next(),
                               token: FreePort.next(), socks: FreePort.next(), overridePath: FreePort.next())
-            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: ["""
-                auth:
-                  token:
-                    realm: http://\(host):\(ports.token)/token
-                    service: \(service)
-                    issuer: \(issuer)
-                    rootcertbundle: \(certs.caFile)
-                """]))
+            let upstream = try await LabRegistry.start(RegistryConfig(tls: nil, additionalSections: [
+                tokens.registryAuthSection(service: service, caFile: certs.caFile, realm: "http://\(host):\(ports.token)/token")]))
             cleanup.append(upstream.stop)
             let now = Date().timeIntervalSince1970.rounded(.down)
             let current = try await onOwnThreadD { try realImage(directory: directory, name: "current", created: now) }
             let old = try await onOwnThreadD { try realImage(directory: directory, name: "old", created: now - 30 * 86_400) }
-            let toA = LabPusher(port: upstream.port) { repository in
-                "Bearer " + (try tokens.mint(repository: repository, actions: ["pull", "push"], service: service))
-            }
+            let toA = tokens.pusher(port: upstream.port, service: service)
             try await toA.push(current, repository: repository, tag: tag)
 
             let staleRegistry = try await LabRegistry.start(tls: nil)

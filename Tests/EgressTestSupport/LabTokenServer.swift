@@ -137,6 +137,28 @@ public final class LabTokenServer: Sendable {
                   signer: signer, expiresIn: 600)
     }
 
+    /// The `auth: token:` section of a docker-registry config (`RegistryConfig.additionalSections`)
+    /// that sends clients to this server's realm and trusts its tokens (`caFile`: the CA that
+    /// issued its signing certificate). `realm`: where clients reach it when that is not where
+    /// it listens (a port forwarded into a network namespace).
+    public func registryAuthSection(service: String, caFile: String, realm: String? = nil) -> String {
+        """
+        auth:
+          token:
+            realm: \(realm ?? self.realm)
+            service: \(service)
+            issuer: \(issuer)
+            rootcertbundle: \(caFile)
+        """
+    }
+
+    /// A pusher to the registry on `port` whose every push carries a token minted here.
+    public func pusher(port: UInt16, service: String) -> LabPusher {
+        LabPusher(port: port) { repository in
+            "Bearer " + (try self.mint(repository: repository, actions: ["pull", "push"], service: service))
+        }
+    }
+
     /// A signed JWT granting `access`, for the registry whose `service` is `audience`.
     func token(access: [(type: String, name: String, actions: [String])], audience: String,
                signer: ES256Signer, expiresIn: Int) throws -> String {

@@ -50,6 +50,14 @@ mkdir -p "$CACHE"
 # replacement deletes the old root, which must not be under a running overlay).
 exec 9>"$CACHE/.lock"
 flock -x 9
+# A build a killed run left (a whole root, ~200 MB each) would stay forever: under the exclusive
+# lock no build runs, so every one left goes now. --one-file-system: a killed debootstrap may
+# have left its /proc or /sys mounted there, and rm must not descend into them.
+for left in "$CACHE"/.build.*; do
+  [ -e "$left" ] || continue
+  echo "$name: removing $left, left by an interrupted build"
+  rm -rf --one-file-system "$left" || echo "$name: could not remove all of $left (a mount still in it?)" >&2
+done
 root_ok() {
   [ -f "$ROOTFS/$STAMP" ] || { echo "$name: no cached root at $ROOTFS"; return 1; }
   grep -qx "include=$INCLUDE" "$ROOTFS/$STAMP" || { echo "$name: the cached root was built for other dependencies"; return 1; }
@@ -63,6 +71,9 @@ root_ok() {
 if ! root_ok; then
   echo "$name: debootstrap --variant=minbase --include=$INCLUDE $SUITE ($MIRROR) into $ROOTFS"
   build=$(mktemp -d "$CACHE/.build.XXXXXX")
+  # Interrupted from here on (a failed step, ^C, a timeout), the half-built root goes with it.
+  trap 'rm -rf --one-file-system "$build"' EXIT
+  trap 'exit 130' INT TERM
   started=$(date +%s)
   if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$build/root" "$MIRROR" > "$build/debootstrap.log" 2>&1; then
     tail -5 "$build/debootstrap.log" >&2
@@ -79,6 +90,7 @@ if ! root_ok; then
   if [ -e "$ROOTFS" ]; then mv "$ROOTFS" "$build/old"; fi
   mv "$build/root" "$ROOTFS"
   rm -rf "$build"
+  trap - EXIT INT TERM
   echo "$name: clean root built in $(( $(date +%s) - started )) s ($(du -sm "$ROOTFS" | cut -f1) MB)"
   root_ok
 fi

@@ -18,6 +18,8 @@ public final class ProbeRun {
     /// target's when this host resolved it for SOCKS5, else the proxy's).
     public var ipProtocol: Int?
     public var tls: TLSSessionInfo?
+    /// The status of the target's own last answer (a registry's, never its token realm's or
+    /// CDN's): see `ProbeSteps.request`.
     public var httpStatus: Int?
     /// What the kind observed so far (`ProbeKind.initialObservation` at the start).
     public var observation: Observation

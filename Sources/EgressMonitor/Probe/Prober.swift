@@ -119,7 +119,14 @@ struct ProbeSteps: Sendable {
                 let response = try await HTTPClient.send(request, over: stream, deadline: deadline,
                                                          limits: .init(maxBodyBytes: bodyLimit),
                                                          truncateBody: truncate, keepBody: keepBody)
-                run.httpStatus = response.head.status
+                // http_status is the target's own last answer, as blackbox_exporter's
+                // probe_http_status_code is the final response to its request: for a registry,
+                // the registry's (its 401 challenge, its 307 to the CDN). A token realm's or a
+                // CDN's status belongs to the failure's detail, not to the registry.
+                if phase != .auth, url.map({ $0.scheme == run.target.url.scheme && $0.host == run.target.url.host
+                                               && $0.port == run.target.url.port }) ?? true {
+                    run.httpStatus = response.head.status
+                }
                 return response
             } catch {
                 switch error {

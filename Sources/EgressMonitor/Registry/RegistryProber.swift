@@ -32,6 +32,9 @@ struct RegistryProber: Prober {
         // Read for the mirrors' comparison only: a failure here is the comparison's (absent),
         // counted and logged, never this target's own (issue 16: a mirror's private or mistyped
         // image must not show Docker Hub as down).
+        // Their answers (a 404 for an image only the mirror has) are not this target's http_status.
+        let ownStatus = run.httpStatus
+        defer { run.httpStatus = ownStatus }
         for image in target.registry.referenceImages {
             do {
                 _ = try await manifestDigest(image, auth: auth, tokens: tokens, session: session)

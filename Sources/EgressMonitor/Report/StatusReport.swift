@@ -71,6 +71,9 @@ public struct StatusReport: Sendable {
         public let blobBytesPerSecond: Double?
         public let startedAt: Double?
         public let lastSuccessAt: Double?
+        /// The failure as the probe gave it, evidence included (not in the JSON): the findings
+        /// judged from these entries then give the same hint as `check` does.
+        let failure: ProbeFailure?
 
         enum CodingKeys: String {
             case target, path, success, phase, reason, detail, hint, phases, duration, address
@@ -88,6 +91,7 @@ public struct StatusReport: Sendable {
             phase = r?.failure?.phase.rawValue
             reason = r?.failure?.reason.rawValue
             detail = r?.failure?.detail
+            failure = r?.failure
             hint = r?.failure.map { Hints.hint(for: $0) }
             phases = Dictionary(uniqueKeysWithValues: (r?.phases ?? [:]).map { ($0.key.rawValue, $0.value) })
             duration = r?.duration
@@ -139,6 +143,7 @@ public struct StatusReport: Sendable {
         var outcome: Attribution.Outcome? {
             guard let success else { return nil }
             if success { return Attribution.Outcome(target: target, path: path, failure: nil) }
+            if let failure { return Attribution.Outcome(target: target, path: path, failure: failure) }
             guard let phase = phase.flatMap(Phase.init(rawValue:)), let reason = reason.flatMap(FailureReason.init(rawValue:)) else { return nil }
             return Attribution.Outcome(target: target, path: path, failure: ProbeFailure(phase, reason, detail ?? ""))
         }
