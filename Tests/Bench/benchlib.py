@@ -426,6 +426,28 @@ FIGURES = [
         ("binary_mib", "release binary size", "MiB", [("bb_binary_mib", "blackbox_exporter")], None),
         ("binary_stripped_mib", "  stripped", "MiB", [], None),
     ]),
+    ("6. DNS: cost's 60 registry targets, each under its own name, with a plain, a DoT and a DoH resolver\n"
+     "   (dnsdist in front of a dnsmasq), alternated in 10 s slices, 30 s each; ratio = encrypted / plain", [
+        ("dns_plain_cpu_ms_per_probe", "agent CPU per probe, plain resolver (UDP)", "ms", [], None),
+        ("dns_dot_cpu_ms_per_probe", "agent CPU per probe, DoT resolver", "ms", [("dns_plain_cpu_ms_per_probe", "plain")], None),
+        ("dns_doh_cpu_ms_per_probe", "agent CPU per probe, DoH resolver (HTTP/1.1)", "ms", [("dns_plain_cpu_ms_per_probe", "plain")], None),
+        ("dns_plain_resolver_cpu_ms_per_probe", "resolver CPU per probe (dnsdist + dnsmasq), plain", "ms", [], None),
+        ("dns_dot_resolver_cpu_ms_per_probe", "  DoT", "ms", [("dns_plain_resolver_cpu_ms_per_probe", "plain")], None),
+        ("dns_doh_resolver_cpu_ms_per_probe", "  DoH", "ms", [("dns_plain_resolver_cpu_ms_per_probe", "plain")], None),
+        ("dns_plain_queries_per_probe", "queries at the resolver per probe (2: A and AAAA every round, no cache), plain", "", [], None),
+        ("dns_dot_queries_per_probe", "  DoT", "", [], None),
+        ("dns_doh_queries_per_probe", "  DoH", "", [], None),
+        ("dns_dot_conns_per_probe", "TLS connections to the resolver per probe (1: one per lookup), DoT", "", [], None),
+        ("dns_doh_conns_per_probe", "  DoH", "", [], None),
+        ("dns_dot_resumed_per_probe", "  of which TLS resumptions, DoT", "", [], None),
+        ("dns_doh_resumed_per_probe", "  of which TLS resumptions, DoH", "", [], None),
+        ("dns_plain_probes_per_s", "probes per second, plain", "/s", [], None),
+        ("dns_dot_probes_per_s", "  DoT", "/s", [], None),
+        ("dns_doh_probes_per_s", "  DoH", "/s", [], None),
+        ("dns_plain_probe_ok_ratio", "probes that succeeded, plain", "", [], None),
+        ("dns_dot_probe_ok_ratio", "  DoT", "", [], None),
+        ("dns_doh_probe_ok_ratio", "  DoH", "", [], None),
+    ]),
 ]
 
 

@@ -2,12 +2,12 @@
 # Performance benchmark (issue 8): every figure printed next to its peer measured in the same
 # run, then medians over the runs and the ratios.
 #
-#   bash Tests/Bench/run.sh                 # 3 runs (about 12 minutes), builds the release binary;
+#   bash Tests/Bench/run.sh                 # 3 runs (about 20 minutes), builds the release binary;
 #                                           # each run's figures also in .build-perf/runN.tsv
 #   python3 Tests/Bench/benchlib.py report .build-perf   # the report again from those files
 #   bash Tests/Bench/run.sh --runs 5
 #   bash Tests/Bench/run.sh --bin PATH      # an already built egress-monitor
-#   bash Tests/Bench/run.sh --only "cost startup"   # sections: cost fidelity scale wrk startup
+#   bash Tests/Bench/run.sh --only "cost startup"   # sections: cost fidelity scale wrk startup dns
 #   bash Tests/Bench/run.sh --shared-stdlib         # the agent linked against the toolchain's
 #                                                   # shared Swift runtime instead
 #
@@ -32,6 +32,11 @@
 #              time of that agent against nginx serving the same bytes.
 # 4. wrk       a 100-pair agent's /metrics under wrk, against nginx serving the same bytes.
 # 5. startup   start to first /metrics answer, and the binary's size (blackbox's as the peer).
+# 6. dns       cost's 60 registry targets, each every second, each under its own name
+#              (rNN.bench.test, a dnsmasq behind dnsdist answering) asked of one resolver: plain
+#              DNS (dnsdist's UDP listener), DoT and DoH (dnsdist's, HTTP/1.1), alternated in
+#              10 s slices, 30 s each: the agent's CPU per probe, the resolver's (dnsdist +
+#              dnsmasq), queries and TLS connections at the resolver per probe (issue 15).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -40,7 +45,7 @@ LIB="python3 $ROOT/Tests/Bench/benchlib.py"
 RUNS=3
 BIN=""
 STATIC=1
-ONLY="cost fidelity scale wrk startup"
+ONLY="cost fidelity scale wrk startup dns"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -48,7 +53,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --static-stdlib) STATIC=1; shift ;;
     --shared-stdlib) STATIC=""; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +64,8 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 # Program -> Debian package.
 declare -A need=([nginx]=nginx [prometheus-blackbox-exporter]=prometheus-blackbox-exporter [curl]=curl
                  [wrk]=wrk [dnsmasq]=dnsmasq-base [nft]=nftables [tc]=iproute2 [ip]=iproute2
-                 [openssl]=openssl [python3]=python3 [strip]=binutils)
+                 [openssl]=openssl [python3]=python3 [strip]=binutils [dnsdist]=dnsdist
+                 [dig]=bind9-dnsutils)
 missing=()
 for prog in "${!need[@]}"; do command -v "$prog" >/dev/null 2>&1 || missing+=("${need[$prog]}"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -146,9 +152,11 @@ P_STATIC=$((BASE + 100)) P_AGENT=$((BASE + 101)) P_BB=$((BASE + 102))
 P_D150=$((BASE + 103)) P_D0=$((BASE + 104)) P_R100=$((BASE + 105)) P_R0=$((BASE + 106))
 P_SCALE=$((BASE + 107)) P_WRK=$((BASE + 108)) P_START=$((BASE + 109)) P_BBSTART=$((BASE + 110))
 P_PROM_CLASSIC=$((BASE + 111)) P_PROM_NATIVE=$((BASE + 112))
+P_DNSMASQ=$((BASE + 113)) P_DD_PLAIN=$((BASE + 114)) P_DD_DOT=$((BASE + 115)) P_DD_DOH=$((BASE + 116))
+P_DD_CONSOLE=$((BASE + 117)) P_DNS_AGENT=$((BASE + 118))
 
 # ---------------------------------------------------------------------------------- certificates
-log "work directory $W, ports $BASE-$((BASE + 110))"
+log "work directory $W, ports $BASE-$((BASE + 118))"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=egress bench CA" \
   -keyout "$W/ca.key" -out "$W/ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
   -addext "keyUsage=critical,keyCertSign" 2>/dev/null
@@ -333,6 +341,70 @@ EOF
   } > "$W/scale.json"
   "$BIN" validate --config "$W/scale.json" >/dev/null
 }
+
+# ---------------------------------------------------------------------------------- dns resolver
+# dnsdist (plain UDP, DoT, DoH over HTTP/1.1) in front of a dnsmasq that answers the 60 names
+# r00..r59.bench.test with 127.0.0.1, and NODATA to their AAAA questions (--local: without it,
+# a dnsmasq with no upstream answers REFUSED, which the agent's plain client asks again and its
+# DoT/DoH client does not: 3 queries a round against 2). The server certificate covers *.bench.test; the agent reaches the DoH host by the
+# resolver's `address`, so no other resolver is asked for it. No packet cache in dnsdist, so
+# every query goes to the dnsmasq, as it would to a real resolver's backend.
+setup_dns() {
+  local i
+  : > "$W/dns.hosts"
+  for i in $(seq 0 59); do printf '127.0.0.1 r%02d.bench.test\n' "$i" >> "$W/dns.hosts"; done
+  spawn dns-dnsmasq dnsmasq --keep-in-foreground --no-hosts --no-resolv --user=root \
+    --listen-address=127.0.0.1 --bind-interfaces --port="$P_DNSMASQ" --addn-hosts="$W/dns.hosts" --local=/bench.test/ \
+    --pid-file="$W/dns-dnsmasq.pid"
+  DNSMASQ_PID=$LAST_PID
+  # As the lab's LabDnsdist: no security poll (a query to a public name), its own plain
+  # listener (without one it listens on port 53), checked before it starts.
+  cat > "$W/dnsdist.conf" <<EOC
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:$P_DD_PLAIN")
+newServer({address="127.0.0.1:$P_DNSMASQ", healthCheckMode="up"})
+addTLSLocal("127.0.0.1:$P_DD_DOT", "$W/server.pem", "$W/server.key")
+addDOHLocal("127.0.0.1:$P_DD_DOH", "$W/server.pem", "$W/server.key", "/dns-query")
+controlSocket("127.0.0.1:$P_DD_CONSOLE")
+setKey("$(openssl rand -base64 32)")
+EOC
+  dnsdist --check-config -C "$W/dnsdist.conf" >/dev/null
+  spawn dnsdist dnsdist --supervised --disable-syslog -C "$W/dnsdist.conf"
+  DNSDIST_PID=$LAST_PID
+  local n=0
+  until [ "$(dig +short +time=1 +tries=1 -p "$P_DD_PLAIN" @127.0.0.1 r59.bench.test 2>/dev/null)" = 127.0.0.1 ] \
+        && dd_console 'showVersion()' >/dev/null 2>&1; do
+    n=$((n + 1)); [ $n -lt 100 ] || { echo "bench: dnsdist did not answer" >&2; return 1; }; sleep 0.1
+  done
+  local variant resolver
+  for variant in plain dot doh; do
+    case $variant in
+      plain) resolver="{\"name\": \"lab\", \"address\": \"127.0.0.1:$P_DD_PLAIN\"}" ;;
+      dot) resolver="{\"name\": \"lab\", \"dot\": \"127.0.0.1:$P_DD_DOT\", \"tls_name\": \"dns.bench.test\", \"ca_file\": \"$W/ca.pem\"}" ;;
+      doh) resolver="{\"name\": \"lab\", \"doh\": \"https://dns.bench.test:$P_DD_DOH/dns-query\", \"address\": \"127.0.0.1\", \"ca_file\": \"$W/ca.pem\"}" ;;
+    esac
+    {
+      printf '{"listen": "127.0.0.1:%d", "interval_seconds": 1, "timeout_seconds": 1, "concurrency": 64,\n' "$P_DNS_AGENT"
+      printf ' "discovery": false, "paths": [{"name": "direct"}], "resolvers": [%s],\n "targets": [' "$resolver"
+      local sep=""
+      for i in $(seq 0 59); do
+        printf '%s\n  {"name": "reg%02d", "kind": "registry", "url": "https://r%02d.bench.test:%d", "resolver": "lab", "ca_file": "%s"}' \
+          "$sep" "$i" "$i" $((P_REG + i)) "$W/ca.pem"
+        sep=","
+      done
+      printf ']}\n'
+    } > "$W/dns-$variant.json"
+    "$BIN" validate --config "$W/dns-$variant.json" >/dev/null
+  done
+}
+# dnsdist's console (`dnsdist -c`): its counters.
+dd_console() { dnsdist -C "$W/dnsdist.conf" -c -e "$1"; }
+# Queries dnsdist received on every listener since it started (dumpStats' `queries`).
+dd_queries() { dd_console 'dumpStats()' | tr -s ' \t' '\n\n' | awk 'prev == "queries" { print; exit } { prev = $0 }'; }
+# TLS handshakes completed on the listener at PORT since it started: showTCPStats()'s "TLS new
+# sessions" + "TLS Resumptions" of that frontend (the DoH one included): one per connection.
+dd_handshakes() { dd_console 'showTCPStats()' | awk -v a="127.0.0.1:$1" '$2 == a { n += $12 + $13 } END { print n + 0 }'; }
+dd_resumptions() { dd_console 'showTCPStats()' | awk -v a="127.0.0.1:$1" '$2 == a { n += $13 } END { print n + 0 }'; }
 
 # ================================================================================== sections
 
@@ -639,9 +711,80 @@ section_startup() {
   log "   the agent's binary needs: $(readelf -d "$BIN" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
 }
 
+# The cost of an encrypted resolver (issue 15). What a round asks: each of the 60 targets has its
+# own name, and the agent keeps no answer between rounds (only /etc/hosts and resolv.conf are
+# cached), so every round of every target looks its name up anew, A then AAAA (2 queries at the
+# resolver per probe, printed as a check), then connects, handshakes with nginx and GETs /v2/, as
+# the cost section's probes. Over DoT and DoH a lookup opens one TLS connection to the resolver,
+# asks both questions on it and closes it (README: no reuse between lookups), so the TLS
+# handshakes at dnsdist per probe (printed) should be 1. The three variants run in turn in 10 s
+# slices, three times in rotated order, each on a fresh agent (3 s of first rounds first), so a
+# change in the machine's load falls on all three alike. CPU is the agent's utime+stime from
+# /proc/PID/stat as in the cost section (it counts threads that exited), the resolver's from
+# schedstat (dnsdist's threads live as long as it does; dnsmasq answers UDP in its main process).
+section_dns() {
+  log "6. DNS: CPU per probe with a plain, a DoT and a DoH resolver, alternated in 10 s slices"
+  local v k order tally="$W/dns-tally$RUN.txt"
+  : > "$tally"
+  for k in 0 1 2; do
+    case $k in 0) order="plain dot doh" ;; 1) order="dot doh plain" ;; 2) order="doh plain dot" ;; esac
+    for v in $order; do dns_slice "$v" 10 "$tally"; done
+  done
+  # Sums over the three slices of each variant: the ratios are of sums, not of slice ratios.
+  local n f cpu rcpu q hs res secs
+  for v in plain dot doh; do
+    read -r n f cpu rcpu q hs res secs < <(awk -v v="$v" '$1 == v { for (i = 2; i <= 9; i++) s[i] += $i }
+      END { for (i = 2; i <= 9; i++) printf "%.3f ", s[i]; print "" }' "$tally")
+    record "dns_${v}_cpu_ms_per_probe" "$(calc "$cpu * 1000 / max($n, 1)")"
+    record "dns_${v}_resolver_cpu_ms_per_probe" "$(calc "$rcpu / 1e6 / max($n, 1)")"
+    record "dns_${v}_queries_per_probe" "$(calc "$q / max($n, 1)")"
+    record "dns_${v}_probes_per_s" "$(calc "$n / $secs")"
+    record "dns_${v}_probe_ok_ratio" "$(calc "1 - $f / max($n, 1)")"
+    if [ "$v" != plain ]; then
+      record "dns_${v}_conns_per_probe" "$(calc "$hs / max($n, 1)")"
+      record "dns_${v}_resumed_per_probe" "$(calc "$res / max($n, 1)")"
+    fi
+  done
+}
+
+# Sum of a family's samples in an exposition (awk: a python start per figure would take seconds
+# on a loaded host, between slices).
+prom_sum() { awk -v n="$2" '{ name = $1; sub(/\{.*/, "", name) } name == n { s += $NF } END { printf "%.0f\n", s }' "$1"; }
+
+# VARIANT SECONDS TALLY: a fresh agent on that variant's config, measured over SECONDS; appends
+# "variant probes failed agent_cpu_s resolver_cpu_ns queries handshakes resumptions seconds" to
+# TALLY. dnsdist's console is read just outside the CPU window (it costs dnsdist CPU); a probe
+# is counted when its round ends, its queries when it starts, so a few probes at each edge of a
+# window fall on the other side (about 1 % at 60 probes a second).
+dns_slice() {
+  local v=$1 port="" pid c0 c1 r0 r1 q0 q1 h0=0 h1=0 s0=0 s1=0 t0 t1 n f
+  [ "$v" = dot ] && port=$P_DD_DOT
+  [ "$v" = doh ] && port=$P_DD_DOH
+  spawn "agent-dns-$v" "$BIN" --config "$W/dns-$v.json" --log-level warn; pid=$LAST_PID
+  wait_http "http://127.0.0.1:$P_DNS_AGENT/metrics"
+  sleep 3
+  q0=$(dd_queries)
+  [ -z "$port" ] || { h0=$(dd_handshakes "$port"); s0=$(dd_resumptions "$port"); }
+  curl -s "http://127.0.0.1:$P_DNS_AGENT/metrics" > "$W/dns0.prom"
+  c0=$(cpu_seconds "$pid"); r0=$(cpu_ns "$DNSDIST_PID" "$DNSMASQ_PID"); t0=$(now_ns)
+  sleep "$2"
+  curl -s "http://127.0.0.1:$P_DNS_AGENT/metrics" > "$W/dns1.prom"
+  c1=$(cpu_seconds "$pid"); r1=$(cpu_ns "$DNSDIST_PID" "$DNSMASQ_PID"); t1=$(now_ns)
+  q1=$(dd_queries)
+  [ -z "$port" ] || { h1=$(dd_handshakes "$port"); s1=$(dd_resumptions "$port"); }
+  stop "$pid"
+  n=$(( $(prom_sum "$W/dns1.prom" egress_probe_runs_total) - $(prom_sum "$W/dns0.prom" egress_probe_runs_total) ))
+  f=$(( $(prom_sum "$W/dns1.prom" egress_probe_failures_total) - $(prom_sum "$W/dns0.prom" egress_probe_failures_total) ))
+  awk -v v="$v" -v n="$n" -v f="$f" -v c0="$c0" -v c1="$c1" -v r=$((r1 - r0)) -v q=$((q1 - q0)) -v h=$((h1 - h0)) \
+      -v s=$((s1 - s0)) -v t=$((t1 - t0)) \
+      'BEGIN { printf "%s %d %d %.2f %.0f %d %d %d %.3f\n", v, n, f, c1 - c0, r, q, h, s, t / 1e9 }' >> "$3"
+  log "   $v: $(tail -1 "$3" | awk '{ printf "%d probes (%d failed), agent %.2f ms/probe, resolver %.3f ms/probe, %.2f queries and %.2f TLS handshakes (%d resumed) per probe", $2, $3, $4 * 1000 / ($2 > 0 ? $2 : 1), $5 / 1e6 / ($2 > 0 ? $2 : 1), $6 / ($2 > 0 ? $2 : 1), $7 / ($2 > 0 ? $2 : 1), $8 }')"
+}
+
 # ================================================================================== runs
 want fidelity && setup_fidelity
 want scale && setup_scale
+want dns && setup_dns
 for RUN in $(seq 1 "$RUNS"); do
   log "=== run $RUN of $RUNS"
   : > "$W/run$RUN.tsv"
@@ -650,6 +793,7 @@ for RUN in $(seq 1 "$RUNS"); do
   want scale && section_scale
   want wrk && section_wrk
   want startup && section_startup
+  want dns && section_dns
   # Kept as each run ends: a run that fails later does not lose the earlier ones.
   mkdir -p "$ROOT/.build-perf"
   cp "$W/run$RUN.tsv" "$ROOT/.build-perf/"

@@ -97,6 +97,22 @@ public final class LabDnsdist: Sendable {
         return n
     }
 
+    /// The TLS handshakes its listener on `port` (DoT or DoH) has completed since it started,
+    /// new and resumed: one per connection. `showTCPStats()`'s "TLS new sessions" and "TLS
+    /// Resumptions" columns (the 12th and 13th fields) of that frontend's row.
+    public func tlsHandshakes(port: UInt16) throws -> Int {
+        let arguments = ["-C", configFile, "-c", "-e", "showTCPStats()"]
+        let table = try netns.map { try $0.run("dnsdist", arguments) } ?? Lab.run("dnsdist", arguments)
+        let address = "\(listen):\(port)"
+        for line in table.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count > 12, fields[1] == address else { continue }
+            guard let new = Int(fields[11]), let resumed = Int(fields[12]) else { break }
+            return new + resumed
+        }
+        throw LabError("dnsdist: no TLS counters for \(address) in showTCPStats():\n\(table)")
+    }
+
     public func stop() { process.stop() }
 }
 
