@@ -9,8 +9,8 @@ import EgressNet
 /// own namespace through one veth pair that carries both families.
 ///
 /// ```
-///   test's namespace                               remote namespace (dial-<pid>)
-///   egd-<pid>  10.214.A.B+1/30      ─── veth ───   egdr-<pid> 10.214.A.B+2/30
+///   test's namespace                               remote namespace (dial-<pid>-<n>)
+///   egd<pid>-<n>  10.214.A.B+1/30   ─── veth ───   egdr<pid>-<n> 10.214.A.B+2/30
 ///              2001:db8:214:N::1/64                            2001:db8:214:N::2/64
 ///                                                  nft: drops (and counts) TCP to `port` of one
 ///                                                  family at a time (`blackhole(_:)`)
@@ -30,6 +30,9 @@ public final class LabDualStackSite: Sendable {
     private let destroyed = Mutex(false)
 
     static let namespacePrefix = "dial-"
+    /// How many sites this process has built: `<n>` in the names and part of the address block,
+    /// so two suites of one `swift test` process (DialTests, EncryptedDNSTests) never share them.
+    private static let built = Mutex(0)
 
     private init(netns: LabNetns, interface: String, peer: String, localV4: IPAddress, remoteV4: IPAddress,
                  localV6: IPAddress, remoteV6: IPAddress) {
@@ -51,16 +54,23 @@ public final class LabDualStackSite: Sendable {
 
     private static func build() throws -> LabDualStackSite {
         let pid = getpid()
-        let block = Int(pid) % 16_384
+        // 1000 sites a process, 7-digit pids: "egdr<pid>-<n>" stays within IFNAMSIZ-1 (15).
+        let n = built.withLock { count -> Int in
+            defer { count += 1 }
+            return count % 1000
+        }
+        // 4 blocks a pid: sites of one process at once get their own (n % 4).
+        let block = (Int(pid) * 4 + n % 4) % 16_384
         let v4Base = "10.214.\(block / 64).\((block % 64) * 4)"
         let v4 = IPAddress(v4Base)!.bytes
         let v6Prefix = "2001:db8:214:\(String(block, radix: 16))"
-        let name = namespacePrefix + "\(pid)"
+        let name = namespacePrefix + "\(pid)-\(n)"
+        let interface = "egd\(pid)-\(n)"
         // A namespace or veth of this name is an earlier process's with the same pid.
         LabNetns.delete(name: name)
-        _ = try? Lab.run("ip", ["link", "del", "egd-\(pid)"])
+        _ = try? Lab.run("ip", ["link", "del", interface])
         let netns = try LabNetns.create(name)
-        let site = LabDualStackSite(netns: netns, interface: "egd-\(pid)", peer: "egdr-\(pid)",
+        let site = LabDualStackSite(netns: netns, interface: interface, peer: "egdr\(pid)-\(n)",
                                     localV4: IPAddress.v4(v4[0], v4[1], v4[2], v4[3] + 1),
                                     remoteV4: IPAddress.v4(v4[0], v4[1], v4[2], v4[3] + 2),
                                     localV6: IPAddress("\(v6Prefix)::1")!, remoteV6: IPAddress("\(v6Prefix)::2")!)
