@@ -783,7 +783,7 @@ final class OpsFleet: @unchecked Sendable {
             "OPENSSL-LISTEN:\(tlsPort),bind=127.0.0.1,reuseaddr,fork,cert=\(expiring.certFile),key=\(expiring.keyFile),verify=0",
             "/dev/null"], directory: directory, name: "socat-tls")
         peers.append(socat)
-        try await Self.waitUntilListening(socat, port: tlsPort)
+        try await socat.waitForTCPPort(tlsPort, timeout: 10)
 
         let proxyPort = FreePort.next()
         let proxyConfig = directory + "/tinyproxy.conf"
@@ -798,7 +798,7 @@ final class OpsFleet: @unchecked Sendable {
         """.write(toFile: proxyConfig, atomically: true, encoding: .utf8)
         let tinyproxy = try LabProcess("tinyproxy", arguments: ["-d", "-c", proxyConfig], directory: directory)
         peers.append(tinyproxy)
-        try await Self.waitUntilListening(tinyproxy, port: proxyPort)
+        try await tinyproxy.waitForTCPPort(proxyPort, timeout: 10)
 
         let closedPort = FreePort.next()
         let deadResolverPort = FreePort.next()
@@ -821,7 +821,7 @@ final class OpsFleet: @unchecked Sendable {
             agents[site] = Agent(process: process, address: "127.0.0.1:\(port)", configFile: configFile)
         }
         for agent in agents.values {
-            try await Self.waitUntilListening(agent.process, port: UInt16(agent.address.split(separator: ":").last!)!)
+            try await agent.process.waitForTCPPort(UInt16(agent.address.split(separator: ":").last!)!, timeout: 10)
         }
     }
 
@@ -861,34 +861,7 @@ final class OpsFleet: @unchecked Sendable {
                 "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
                 directory: directory, name: "prometheus-agent-\(site)")
             siteAgents.append(process)
-            try await Self.waitUntilListening(process, port: port, timeout: 20)
-        }
-    }
-
-    /// Waits until a connection to 127.0.0.1:`port` succeeds, while `process` runs.
-    ///
-    /// Not `LabProcess.waitForTCPPort`: it looks for the listener in /proc/net/tcp read with
-    /// `FileManager.contents(atPath:)`, which returns only the first 4 KB page of that file, so on
-    /// a host with a few thousand sockets (other tests' TIME_WAITs) it never finds it.
-    static func waitUntilListening(_ process: LabProcess, port: UInt16, timeout: Double = 10) async throws {
-        let deadline = Deadline.after(seconds: timeout)
-        let address = SocketAddress(ip: IPAddress(Lab.loopback)!, port: port)
-        var lastError = "not tried"
-        while true {
-            try process.checkRunning()
-            do {
-                let socket = try Socket.tcp(family: AF_INET)
-                defer { socket.close() }
-                try await socket.connect(to: address, deadline: deadline.capped(atSecondsFromNow: 1))
-                return
-            } catch {
-                lastError = "\(error)"
-            }
-            if deadline.hasPassed {
-                throw LabError("\(process.name) did not listen on 127.0.0.1:\(port) within \(timeout)s "
-                    + "(last connect: \(lastError))\n\(process.logTail())")
-            }
-            try await Task.sleep(nanoseconds: 20_000_000)
+            try await process.waitForTCPPort(port, timeout: 20)
         }
     }
 

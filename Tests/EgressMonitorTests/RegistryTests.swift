@@ -460,7 +460,7 @@ struct RegistryTests {
             let process = try LabProcess(OpsTests.binary, arguments: ["--config", file, "--listen", "127.0.0.1:\(port)"],
                                          directory: dir, name: "agent-\(site)")
             agents[site] = (process, "127.0.0.1:\(port)")
-            try await OpsFleet.waitUntilListening(process, port: port)
+            try await process.waitForTCPPort(port, timeout: 10)
         }
         let server = try await LabPrometheus.start(rulesFile: OpsTests.rulesFile,
                                                    sites: agents.keys.sorted().map { ($0, agents[$0]!.address) })

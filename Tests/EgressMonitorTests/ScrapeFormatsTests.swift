@@ -52,37 +52,13 @@ import EgressTestSupport
         return Agent(server: server, seen: seen)
     }
 
-    /// A Prometheus scraping `address` every second, with `features`. With `rules`, it loads
-    /// that rule file, evaluates it every second, and scrapes as the shipped rules and dashboard
-    /// expect: job `egress-monitor`, the target labelled `site="lab"`.
-    static func prometheus(_ name: String, scraping address: String, features: [String], rules: String? = nil,
-                           in directory: String) async throws -> (LabProcess, PrometheusAPI) {
-        let configFile = directory + "/\(name).yml"
-        if let rules {
-            try """
-            global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
-            rule_files: ["\(rules)"]
-            scrape_configs:
-              - job_name: egress-monitor
-                static_configs: [{targets: ["\(address)"], labels: {site: lab}}]
-
-            """.write(toFile: configFile, atomically: true, encoding: .utf8)
-        } else {
-            try """
-            global: {scrape_interval: 1s, scrape_timeout: 1s}
-            scrape_configs:
-              - job_name: \(name)
-                static_configs: [{targets: ["\(address)"]}]
-
-            """.write(toFile: configFile, atomically: true, encoding: .utf8)
-        }
-        let port = FreePort.next()
-        let process = try LabProcess("prometheus", arguments: [
-            "--config.file=\(configFile)", "--storage.tsdb.path=\(directory)/\(name)-data",
-            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"] + features.map { "--enable-feature=\($0)" },
-            directory: directory, name: name)
-        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
-        return (process, PrometheusAPI(base: "http://127.0.0.1:\(port)"))
+    /// The lab's Prometheus scraping `address` every second with `features`, as the shipped rules
+    /// and dashboard expect: job `egress-monitor`, the target labelled `site="lab"`. With `rules`,
+    /// it loads that rule file and evaluates it every second.
+    static func prometheus(scraping address: String, features: [String], rules: String? = nil) async throws -> (LabPrometheus, PrometheusAPI) {
+        let server = try await LabPrometheus.start(rulesFile: rules, sites: [("lab", address)],
+                                                   arguments: features.map { "--enable-feature=\($0)" })
+        return (server, PrometheusAPI(base: server.base))
     }
 
     /// `(upper bound, count)` of each native bucket of `values`, as the agent should have sent them.
@@ -119,10 +95,9 @@ import EgressTestSupport
     func prometheusReadsNativeHistogramsAndOpenMetrics() async throws {
         let agent = try Self.agent()
         defer { Task { await agent.server.stop() } }
-        let directory = try Lab.makeDirectory("scrape-formats")
-        let (native, nativeAPI) = try await Self.prometheus("native", scraping: agent.address, features: ["native-histograms"], in: directory)
+        let (native, nativeAPI) = try await Self.prometheus(scraping: agent.address, features: ["native-histograms"])
         defer { native.stop() }
-        let (classic, classicAPI) = try await Self.prometheus("classic", scraping: agent.address, features: [], in: directory)
+        let (classic, classicAPI) = try await Self.prometheus(scraping: agent.address, features: [])
         defer { classic.stop() }
 
         var tls: (count: Double, sum: Double, buckets: [Double: Int])?
@@ -213,12 +188,11 @@ import EgressTestSupport
         defer { Task { await server.stop() } }
         let address = "127.0.0.1:\(server.boundAddress.port)"
 
-        let directory = try Lab.makeDirectory("scrape-rules")
-        let (native, nativeAPI) = try await Self.prometheus("native", scraping: address, features: ["native-histograms"],
-                                                            rules: OpsTests.rulesFile, in: directory)
+        let (native, nativeAPI) = try await Self.prometheus(scraping: address, features: ["native-histograms"],
+                                                            rules: OpsTests.rulesFile)
         defer { native.stop() }
-        let (classic, classicAPI) = try await Self.prometheus("classic", scraping: address, features: [],
-                                                              rules: OpsTests.rulesFile, in: directory)
+        let (classic, classicAPI) = try await Self.prometheus(scraping: address, features: [],
+                                                              rules: OpsTests.rulesFile)
         defer { classic.stop() }
 
         // The quantile rules: 3 quantiles each, of 2 phases (per instance and per site) and of the lag.

@@ -298,7 +298,7 @@ import EgressTestSupport
             "--config.file=\(dir)/alertmanager.yml", "--storage.path=\(dir)/data", "--web.listen-address=127.0.0.1:\(port)",
             "--cluster.listen-address=", "--log.level=warn"], directory: dir, name: "alertmanager")
         defer { process.stop() }
-        try await OpsFleet.waitUntilListening(process, port: port, timeout: 20)
+        try await process.waitForTCPPort(port, timeout: 20)
         let base = "http://127.0.0.1:\(port)/api/v2/alerts"
 
         // name, labels; and whether the shipped rules must hold it back.

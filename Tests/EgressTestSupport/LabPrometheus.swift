@@ -4,7 +4,7 @@ import EgressNet
 /// A Prometheus for a test, started through the lab's one launcher (`LabDaemon`): it scrapes
 /// each site's agent every second (the site as a `site` target label), evaluates `rulesFile`
 /// every second, and keeps its TSDB in its lab directory. The one place the tests write a
-/// Prometheus config (RegistryTests' alert rules, OpsTests' fleet).
+/// Prometheus config (RegistryTests' alert rules, OpsTests' fleet, ScrapeFormatsTests' formats).
 public final class LabPrometheus: Sendable {
     public let daemon: LabDaemon
     /// Where its HTTP API listens on 127.0.0.1.
@@ -19,9 +19,9 @@ public final class LabPrometheus: Sendable {
         self.port = port
     }
 
-    /// The `prometheus.yml`: 1 s scrape and evaluation, `rulesFile`, one static config per site
-    /// (none: `[]`, for a Prometheus that only receives remote writes).
-    public static func config(rulesFile: String, sites: [(site: String, address: String)]) -> String {
+    /// The `prometheus.yml`: 1 s scrape and evaluation, `rulesFile` (nil: no rules), one static
+    /// config per site (none: `[]`, for a Prometheus that only receives remote writes).
+    public static func config(rulesFile: String?, sites: [(site: String, address: String)]) -> String {
         let targets = sites.isEmpty ? "        []" : sites.map { site, address in
             "      - targets: [\"\(address)\"]\n        labels: {site: \"\(site)\"}"
         }.joined(separator: "\n")
@@ -31,7 +31,7 @@ public final class LabPrometheus: Sendable {
           scrape_timeout: 1s
           evaluation_interval: 1s
         rule_files:
-          - "\(rulesFile)"
+        \(rulesFile.map { "  - \"\($0)\"" } ?? "  []")
         scrape_configs:
           - job_name: egress-monitor
             static_configs:
@@ -43,7 +43,7 @@ public final class LabPrometheus: Sendable {
     /// Starts Prometheus with ``config(rulesFile:sites:)`` plus `arguments` (e.g.
     /// `--web.enable-remote-write-receiver`), and returns once it listens and its storage is
     /// ready (until then, listening, its API answers 503), each within `timeout` seconds.
-    public static func start(rulesFile: String, sites: [(site: String, address: String)], arguments: [String] = [],
+    public static func start(rulesFile: String?, sites: [(site: String, address: String)], arguments: [String] = [],
                              timeout: Double = 20) async throws -> LabPrometheus {
         let port = FreePort.next()
         let daemon = try await LabDaemon.launch("prometheus", ports: [port], timeout: timeout) { directory in
