@@ -900,7 +900,7 @@ final class FaultSite: Sendable {
     /// Builds the site (and nginx in it when `nginx` names a certificate), runs `body`, and
     /// destroys the site whether `body` returned or threw.
     static func with<T: Sendable>(nginx pair: CertPair? = nil, _ body: (FaultSite) async throws -> T) async throws -> T {
-        let site = try await offPool { () throws -> FaultSite in
+        let site = try await Lab.offPool { () throws -> FaultSite in
             removeStale()
             return try build()
         }
@@ -911,7 +911,7 @@ final class FaultSite: Sendable {
         } catch {
             result = .failure(error)
         }
-        _ = try? await offPool { site.destroy() }
+        _ = try? await Lab.offPool { site.destroy() }
         return try result.get()
     }
 
@@ -1054,13 +1054,6 @@ final class FaultSite: Sendable {
                     _ = try? Lab.run("ip", ["link", "del", name])
                 }
             }
-        }
-    }
-
-    /// Runs `body` on a thread of its own (the `ip` and `nft` runs block), off the cooperative pool.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            Thread { c.resume(with: Result { try body() }) }.start()
         }
     }
 }

@@ -696,13 +696,6 @@ struct PrometheusAPI: Sendable {
 
 // MARK: - the lab fleet
 
-/// Runs `work` on a thread of its own and waits for it without holding a cooperative-pool thread.
-func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-        Thread { c.resume(with: Result { try work() }) }.start()
-    }
-}
-
 /// Three agents (sites a, b, c) probing loopback peers, scraped by one Prometheus that loads
 /// the rules. Every process listens on 127.0.0.1; every probe goes to 127.0.0.1.
 ///
@@ -773,7 +766,7 @@ final class OpsFleet: @unchecked Sendable {
     private func startPeersAndAgents(binary: String) async throws {
         let certs = try await LabCertificates.shared()
         // openssl runs on a thread of its own, not on the cooperative pool.
-        let expiring = try await offPool {
+        let expiring = try await Lab.offPool {
             try certs.issue("ops-expiring", commonName: "localhost", subjectAltNames: LabCertificates.labNames,
                             notAfter: Date().addingTimeInterval(7 * 86_400))
         }
