@@ -9,9 +9,10 @@ import Glibc
 ///
 /// **Schema 3** (8 buckets per doubling, each bound 9.05 % above the previous one): the agent's
 /// durations span 1 ms to 60 s, 16 doublings, so a series holds at most 128 regular buckets, and
-/// in practice the few doublings one path's latency moves within. A quantile read from it is off
-/// by at most half a bucket, 4.4 % — client_golang's recommended bucket factor (1.1) gives this
-/// same schema. Schema 4 would halve that error and double the buckets; the classic buckets
+/// in practice the few doublings one path's latency moves within. A quantile read from it lies in
+/// a bucket at most 9.05 % wide (4.4 % from the bucket's geometric middle; where in the bucket
+/// Prometheus puts it depends on its interpolation, so the tests allow the whole width) —
+/// client_golang's recommended bucket factor (1.1) gives this same schema. Schema 4 would halve that error and double the buckets; the classic buckets
 /// (1 ms, 2.5 ms, 5 ms …) are off by up to 60 % at the same quantiles.
 ///
 /// **Zero threshold 2^-10 s (0.977 ms)**: a power of two is a bucket bound in every schema, so
