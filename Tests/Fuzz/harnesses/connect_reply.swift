@@ -8,12 +8,10 @@ import EgressNet
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    guard size >= 2 else { return 0 }
-    let credentials = data[0] & 1 != 0 ? ProxyCredentials(username: "egress", password: "s3cret") : nil
-    let pieceSize = max(1, Int(data[1]) % 64)
-    let input = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    guard let input = PiecedInput(data, size) else { return 0 }
+    let credentials = input.control & 1 != 0 ? ProxyCredentials(username: "egress", password: "s3cret") : nil
     runBlocking {
-        let stream = MemoryStream(input, pieceSize: pieceSize)
+        let stream = MemoryStream(input.bytes, pieceSize: input.pieceSize)
         do throws(ProxyError) {
             let tunnel = try await HTTPConnectTunnel.open(over: stream, authority: "registry-1.docker.io:443",
                                                           credentials: credentials, deadline: .after(seconds: 5))
@@ -23,7 +21,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                 if more.isEmpty { break }
                 rest += more
             }
-            precondition(rest.count <= input.count && Array(input.suffix(rest.count)) == rest,
+            precondition(rest.count <= input.bytes.count && Array(input.bytes.suffix(rest.count)) == rest,
                          "the tunnel's first bytes are not the input's tail")
         } catch {
             _ = error.description

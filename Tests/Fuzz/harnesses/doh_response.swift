@@ -11,13 +11,11 @@ let name = "registry-1.docker.io"
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    guard size >= 2 else { return 0 }
-    let control = data[0]
-    let pieceSize = max(1, Int(data[1]) % 64)
-    let input = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    guard let input = PiecedInput(data, size) else { return 0 }
+    let control = input.control
     let type: DNSRecordType = control & 2 == 0 ? .a : .aaaa
     runBlocking {
-        let stream = MemoryStream(input, pieceSize: pieceSize)
+        let stream = MemoryStream(input.bytes, pieceSize: input.pieceSize)
         if control & 1 == 0 {
             guard let (message, _) = try? await EncryptedDNSClient.dohExchange(
                 name, type: type, host: "dns.example", path: "/dns-query", over: stream, deadline: .after(seconds: 5)) else { return }

@@ -44,3 +44,19 @@ func runBlocking(_ body: @escaping @Sendable () async -> Void) {
     }
     done.wait()
 }
+
+/// The input layout the stream harnesses share: byte 0 the harness's own choices, byte 1 the size
+/// of the pieces (1 to `maxPiece` - 1 bytes) the rest arrives in, the rest what the peer sends.
+/// nil for an input shorter than two bytes.
+struct PiecedInput {
+    let control: UInt8
+    let pieceSize: Int
+    let bytes: [UInt8]
+
+    init?(_ data: UnsafePointer<UInt8>, _ size: Int, maxPiece: Int = 64) {
+        guard size >= 2 else { return nil }
+        control = data[0]
+        pieceSize = max(1, Int(data[1]) % maxPiece)
+        bytes = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    }
+}

@@ -9,15 +9,13 @@ import EgressNet
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    guard size >= 2 else { return 0 }
-    let control = data[0]
-    let pieceSize = max(1, Int(data[1]) % 32)
-    let input = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    guard let input = PiecedInput(data, size, maxPiece: 32) else { return 0 }
+    let control = input.control
     let credentials = control & 1 != 0 ? ProxyCredentials(username: "egress", password: "s3cret") : nil
     let destination: SOCKS5Tunnel.Destination = control & 2 != 0
         ? .name("registry-1.docker.io") : .address(control & 4 != 0 ? IPAddress("2001:db8::1")! : IPAddress("127.0.0.1")!)
     runBlocking {
-        let stream = MemoryStream(input, pieceSize: pieceSize)
+        let stream = MemoryStream(input.bytes, pieceSize: input.pieceSize)
         do throws(ProxyError) {
             let tunnel = try await SOCKS5Tunnel.open(over: stream, to: destination, port: 443, credentials: credentials,
                                                     deadline: .after(seconds: 5))
@@ -27,7 +25,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                 if more.isEmpty { break }
                 rest += more
             }
-            precondition(rest.count <= input.count && Array(input.suffix(rest.count)) == rest,
+            precondition(rest.count <= input.bytes.count && Array(input.bytes.suffix(rest.count)) == rest,
                          "the tunnel's first bytes are not the input's tail")
         } catch {
             _ = error.description
